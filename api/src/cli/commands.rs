@@ -1,0 +1,234 @@
+//! What each command does. Each resolves the databases, does its one job, and stops an
+//! embedded cluster it started.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::{MigrationStatus, MigratorTrait};
+
+use super::{AuditAction, Command, EXIT_CHAIN_BROKEN, MigrateAction, TenantAction, UserAction};
+use crate::audit::{self, ChainHead};
+use crate::auth::roles::Role;
+use crate::config::Config;
+use crate::db::{self, Access, DatabaseSource, TenantScope};
+use crate::domain::{tenants, users};
+
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen } => {
+            let mut config = Config::load()?;
+            if let Some(addr) = listen {
+                config = config.with_override("listen", addr)?;
+            }
+            serve(config).await.map(|_| ExitCode::SUCCESS)
+        }
+        other => {
+            let config = Config::load()?;
+            let source = DatabaseSource::resolve(&config).await?;
+            let result = admin(&source, &config, other).await;
+            source.shutdown();
+            result
+        }
+    }
+}
+
+/// Commands that run as the owner and exit.
+async fn admin(source: &DatabaseSource, config: &Config, command: Command) -> anyhow::Result<ExitCode> {
+    if let Command::Migrate {
+        action: MigrateAction::Up { steps },
+    } = command
+    {
+        source.migrate_up(steps).await?;
+        println!("migrations applied");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let owner = db::connect_owner(&source.owner_url).await?;
+    if source.embedded.is_some() {
+        // The embedded default keeps itself migrated, so `tenant create` just works.
+        source.migrate_up(None).await?;
+    }
+    let result = match command {
+        Command::Migrate { action } => migrate(&owner, action).await,
+        Command::Tenant {
+            action: TenantAction::Create { slug, name },
+        } => {
+            let id = tenants::create_tenant(&owner, &slug, &name).await?;
+            println!("{id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { action } => create_user(&owner, config, action).await,
+        Command::Audit { action } => audit_command(&owner, action).await,
+        Command::Serve { .. } | Command::Schema => unreachable!("handled in run()"),
+    };
+    owner.close().await.ok();
+    result
+}
+
+async fn migrate(owner: &DatabaseConnection, action: MigrateAction) -> anyhow::Result<ExitCode> {
+    match action {
+        MigrateAction::Up { .. } => unreachable!("handled in admin()"),
+        MigrateAction::Down { steps } => {
+            let steps = steps.unwrap_or(1);
+            migration::Migrator::down(owner, Some(steps))
+                .await
+                .context("migrate down")?;
+            println!("rolled back {steps} migration(s)");
+        }
+        MigrateAction::Status => {
+            for m in migration::Migrator::get_migration_with_status(owner).await? {
+                let state = match m.status() {
+                    MigrationStatus::Applied => "applied",
+                    MigrationStatus::Pending => "pending",
+                };
+                println!("{state:8} {}", m.name());
+            }
+        }
+        MigrateAction::Fresh => {
+            // Every down, then every up: unlike dropping all tables, this also removes
+            // the functions and grants the migrations created, so `up` starts clean.
+            migration::Migrator::reset(owner)
+                .await
+                .context("migrate fresh (rolling back)")?;
+            migration::Migrator::up(owner, None)
+                .await
+                .context("migrate fresh (applying)")?;
+            println!("all migrations rolled back and applied again");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create_user(
+    owner: &DatabaseConnection,
+    config: &Config,
+    action: UserAction,
+) -> anyhow::Result<ExitCode> {
+    let UserAction::Create {
+        tenant,
+        username,
+        email,
+        role,
+        first_name,
+        last_name,
+        phone,
+    } = action;
+    let role: Role = role.parse()?;
+    let password = read_password_from_stdin()?;
+    let tenant_id = tenants::tenant_id_by_slug(owner, &tenant).await?;
+    let txn = db::begin_tenant_transaction(
+        owner,
+        TenantScope::tenant(tenant_id),
+        Access::ReadWrite,
+        config.database.statement_timeout_ms.max(30_000),
+    )
+    .await?;
+    let new_user = users::NewUser {
+        username,
+        email,
+        role,
+        password,
+        first_name,
+        last_name,
+        phone_number: phone,
+    };
+    let user_id = users::create_user(&txn, tenant_id, None, new_user).await?;
+    txn.commit().await?;
+    println!("{user_id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the whole of stdin and drops exactly one trailing "\n": a password may end in
+/// spaces or even a "\r", and those are part of it.
+fn read_password_from_stdin() -> anyhow::Result<String> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_end(&mut buf)
+        .context("cannot read the password from stdin")?;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    match String::from_utf8(buf) {
+        Ok(p) => Ok(p),
+        Err(_) => bail!("the password on stdin is not valid UTF-8"),
+    }
+}
+
+async fn audit_command(owner: &DatabaseConnection, action: AuditAction) -> anyhow::Result<ExitCode> {
+    match action {
+        AuditAction::Head { tenant } => {
+            let tenant_id = tenants::tenant_id_by_slug(owner, &tenant).await?;
+            let txn =
+                db::begin_tenant_transaction(owner, TenantScope::tenant(tenant_id), Access::ReadOnly, 60_000)
+                    .await?;
+            let head = audit::chain_head(&txn, tenant_id).await?;
+            txn.commit().await?;
+            match head {
+                Some(head) => println!("{}", serde_json::to_string_pretty(&head)?),
+                None => bail!("tenant {tenant:?} has no audit entries yet"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditAction::Verify { tenant, head } => {
+            let tenant_id = tenants::tenant_id_by_slug(owner, &tenant).await?;
+            let exported: Option<ChainHead> = match head {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let head: ChainHead = serde_json::from_str(&text).with_context(|| {
+                        format!(
+                            "{} is not a chain head written by `ultracore audit head`",
+                            path.display()
+                        )
+                    })?;
+                    if head.tenant_id != tenant_id {
+                        bail!("{} is the head of another tenant's chain", path.display());
+                    }
+                    Some(head)
+                }
+                None => None,
+            };
+            // A full walk can take a while on a large chain: allow it.
+            let txn =
+                db::begin_tenant_transaction(owner, TenantScope::tenant(tenant_id), Access::ReadOnly, 0)
+                    .await?;
+            let result = audit::verify_chain(&txn, tenant_id, exported.as_ref()).await?;
+            txn.commit().await?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(if result.is_intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_CHAIN_BROKEN)
+            })
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let source = DatabaseSource::resolve(&config).await?;
+    let result = serve_with(&source, &config).await;
+    source.shutdown();
+    result
+}
+
+async fn serve_with(source: &DatabaseSource, config: &Config) -> anyhow::Result<()> {
+    if source.embedded.is_some() {
+        source.migrate_up(None).await?;
+    }
+    let app_db = db::connect_app(&source.app_url, &config.database).await?;
+    db::ensure_role_cannot_bypass_rls(&app_db).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(address = %config.listen, "ultracore serving");
+    crate::server::serve(listener, crate::server::router()).await?;
+    app_db.close().await.ok();
+    tracing::info!("stopped");
+    Ok(())
+}

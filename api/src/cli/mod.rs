@@ -1,0 +1,153 @@
+//! The `ultracore` command line (DESIGN.md, "Interfaces"). Operator mistakes end in one
+//! clear line on stderr and a non-zero exit, never a backtrace.
+
+mod commands;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ultracore",
+    version,
+    about = "UltraCore: a multi-tenant GraphQL security gateway"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gateway (embedded PostgreSQL when DATABASE_URL is unset).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8000; env ULTRACORE_LISTEN).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply, roll back or inspect schema migrations (as the owner, DATABASE_URL).
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Verify or export a tenant's audit hash chain.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply pending migrations (all, or the next N).
+    Up { steps: Option<u32> },
+    /// Roll back the last N applied migrations (default 1).
+    Down { steps: Option<u32> },
+    /// List migrations and whether each is applied.
+    Status,
+    /// Roll back every applied migration, then apply all again.
+    Fresh,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantAction {
+    /// Register a tenant; prints its id.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user; the password is read from stdin (one trailing newline is dropped,
+    /// nothing else); prints the user id.
+    Create {
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// super_admin, admin, manager, officer or customer.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Check a tenant's chain; with --head, also that it still reaches an exported head.
+    /// Exits 0 when intact, 3 when broken (the first broken row is printed).
+    Verify {
+        #[arg(long)]
+        tenant: String,
+        /// A head written earlier by `ultracore audit head`.
+        #[arg(long)]
+        head: Option<PathBuf>,
+    },
+    /// Print the chain head as JSON, to keep in a separate system.
+    Head {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+/// Exit code for "the audit chain is broken" (distinct from operator errors, 1).
+pub const EXIT_CHAIN_BROKEN: u8 = 3;
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the chain of causes joined, newlines folded.
+            let message = format!("{e:#}").replace(['\n', '\r'], " ");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

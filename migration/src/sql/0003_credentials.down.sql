@@ -1,0 +1,3 @@
+drop table trusted_devices;
+drop table refresh_tokens;
+drop table mfa_backup_codes;

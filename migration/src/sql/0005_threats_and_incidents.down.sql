@@ -1,0 +1,2 @@
+drop table security_incidents;
+drop table threat_events;

@@ -1,0 +1,5 @@
+//! The `ultracore` binary: everything lives in the `api` crate.
+
+fn main() -> std::process::ExitCode {
+    api::cli::main()
+}
