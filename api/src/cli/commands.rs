@@ -211,17 +211,27 @@ async fn audit_command(owner: &DatabaseConnection, action: AuditAction) -> anyho
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Given only the serving role's URL, the gateway never holds the owner's credentials:
+    // migrations are then someone else's job (docker-compose runs `migrate up` first).
+    if config.database.url.is_none()
+        && let Some(app_url) = &config.database.app_url
+    {
+        return serve_as_app(app_url, &config).await;
+    }
     let source = DatabaseSource::resolve(&config).await?;
-    let result = serve_with(&source, &config).await;
+    let result = async {
+        if source.embedded.is_some() {
+            source.migrate_up(None).await?;
+        }
+        serve_as_app(&source.app_url, &config).await
+    }
+    .await;
     source.shutdown();
     result
 }
 
-async fn serve_with(source: &DatabaseSource, config: &Config) -> anyhow::Result<()> {
-    if source.embedded.is_some() {
-        source.migrate_up(None).await?;
-    }
-    let app_db = db::connect_app(&source.app_url, &config.database).await?;
+async fn serve_as_app(app_url: &str, config: &Config) -> anyhow::Result<()> {
+    let app_db = db::connect_app(app_url, &config.database).await?;
     db::ensure_role_cannot_bypass_rls(&app_db).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
