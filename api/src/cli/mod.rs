@@ -16,8 +16,9 @@ use clap::{Parser, Subcommand};
     about = "UltraCore: a multi-tenant GraphQL security gateway"
 )]
 pub struct Cli {
+    /// What to do; with none, `serve` (so `cargo run --release` starts the gateway).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,7 +132,9 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
+    match runtime.block_on(commands::run(
+        cli.command.unwrap_or(Command::Serve { listen: None }),
+    )) {
         Ok(code) => code,
         Err(e) => {
             // One line: the chain of causes joined, newlines folded.
