@@ -38,7 +38,10 @@ pub struct TestServer {
 
 impl TestServer {
     fn url(&self, user: &str, password: &str, database: &str) -> String {
-        format!("postgres://{user}:{password}@{}:{}/{database}", self.host, self.port)
+        format!(
+            "postgres://{user}:{password}@{}:{}/{database}",
+            self.host, self.port
+        )
     }
 
     pub fn superuser_url(&self, database: &str) -> String {
@@ -57,7 +60,9 @@ pub fn server() -> &'static TestServer {
     SERVER.get_or_init(|| {
         // Set up on a separate thread with its own runtime: this may be called from
         // inside a test's runtime, where blocking on another runtime is not allowed.
-        std::thread::spawn(setup_server).join().expect("test server setup panicked")
+        std::thread::spawn(setup_server)
+            .join()
+            .expect("test server setup panicked")
     })
 }
 
@@ -84,7 +89,10 @@ fn run_key() -> String {
 }
 
 fn setup_server() -> TestServer {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let template = format!("ultracore_tpl_{}", migrations_hash());
     if let Ok(url) = std::env::var("ULTRACORE_TEST_DATABASE_URL") {
         let parsed = url::Url::parse(&url).expect("ULTRACORE_TEST_DATABASE_URL is not a URL");
@@ -95,7 +103,8 @@ fn setup_server() -> TestServer {
             superuser_password: parsed.password().unwrap_or("").to_string(),
             template,
         };
-        let lock = lock_file(&std::env::temp_dir().join(format!("ultracore-test-{}.lock", migrations_hash())));
+        let lock =
+            lock_file(&std::env::temp_dir().join(format!("ultracore-test-{}.lock", migrations_hash())));
         runtime.block_on(ensure_template(&server));
         drop(lock);
         return server;
@@ -103,7 +112,10 @@ fn setup_server() -> TestServer {
 
     let root = std::env::temp_dir().join(format!("ultracore-test-{}", run_key()));
     let lock = lock_file(&root.with_extension("lock"));
-    let options = ClusterOptions { stat_statements: true, disposable: true };
+    let options = ClusterOptions {
+        stat_statements: true,
+        disposable: true,
+    };
     let (cluster, started) = EmbeddedCluster::start(&root, &options).expect("start the test cluster");
     if started {
         spawn_reaper(&root);
@@ -128,6 +140,8 @@ fn lock_file(path: &std::path::Path) -> File {
 }
 
 /// Stops and deletes the cluster once the test runner (our parent) exits.
+// The reaper must outlive this process, so it is deliberately never waited for.
+#[allow(clippy::zombie_processes)]
 fn spawn_reaper(root: &std::path::Path) {
     let runner = nix::unistd::getppid();
     let script = format!(
@@ -151,7 +165,9 @@ rm -rf '{root}' '{root}.lock'"#,
 }
 
 async fn ensure_template(server: &TestServer) {
-    let admin = Database::connect(server.superuser_url("postgres")).await.expect("connect as superuser");
+    let admin = Database::connect(server.superuser_url("postgres"))
+        .await
+        .expect("connect as superuser");
     let exists = admin
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -163,19 +179,34 @@ async fn ensure_template(server: &TestServer) {
         .is_some();
     if !exists {
         let building = format!("{}_building", server.template);
-        admin.execute_unprepared(&format!("drop database if exists {building} with (force)")).await.expect("drop");
-        admin.execute_unprepared(&format!("create database {building}")).await.expect("create template");
-        let db = Database::connect(server.superuser_url(&building)).await.expect("connect template");
+        admin
+            .execute_unprepared(&format!("drop database if exists {building} with (force)"))
+            .await
+            .expect("drop");
+        admin
+            .execute_unprepared(&format!("create database {building}"))
+            .await
+            .expect("create template");
+        let db = Database::connect(server.superuser_url(&building))
+            .await
+            .expect("connect template");
         db.execute_unprepared("create extension if not exists pg_stat_statements")
             .await
             .expect("pg_stat_statements");
         use sea_orm_migration::MigratorTrait;
-        migration::Migrator::up(&db, None).await.expect("migrate the template");
-        api::db::source::set_app_password(&db, APP_PASSWORD).await.expect("set app password");
+        migration::Migrator::up(&db, None)
+            .await
+            .expect("migrate the template");
+        api::db::source::set_app_password(&db, APP_PASSWORD)
+            .await
+            .expect("set app password");
         db.close().await.expect("close template");
         // Renamed only once complete, so a crash mid-build never leaves a half template.
         admin
-            .execute_unprepared(&format!("alter database {building} rename to {}", server.template))
+            .execute_unprepared(&format!(
+                "alter database {building} rename to {}",
+                server.template
+            ))
             .await
             .expect("rename template");
     }
@@ -192,7 +223,9 @@ impl TestDb {
     pub async fn new() -> TestDb {
         let server = server();
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(server.superuser_url("postgres")).await.expect("connect as superuser");
+        let admin = Database::connect(server.superuser_url("postgres"))
+            .await
+            .expect("connect as superuser");
         admin
             .execute_unprepared(&format!("create database {name} template {}", server.template))
             .await
@@ -212,11 +245,15 @@ impl TestDb {
     }
 
     pub async fn owner(&self) -> DatabaseConnection {
-        Database::connect(self.owner_url()).await.expect("connect as owner")
+        Database::connect(self.owner_url())
+            .await
+            .expect("connect as owner")
     }
 
     pub async fn app(&self) -> DatabaseConnection {
-        Database::connect(self.app_url()).await.expect("connect as ultracore_app")
+        Database::connect(self.app_url())
+            .await
+            .expect("connect as ultracore_app")
     }
 }
 
@@ -226,10 +263,16 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs inside a test's runtime: do the async work on a thread of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let admin = Database::connect(url).await.ok()?;
-                admin.execute_unprepared(&format!("drop database if exists {name} with (force)")).await.ok()?;
+                admin
+                    .execute_unprepared(&format!("drop database if exists {name} with (force)"))
+                    .await
+                    .ok()?;
                 admin.close().await.ok()
             })
         })
@@ -240,7 +283,10 @@ impl Drop for TestDb {
 /// Runs one SQL statement and returns the first column of the first row as text.
 pub async fn scalar<C: ConnectionTrait>(conn: &C, sql: &str) -> Option<String> {
     let row = conn
-        .query_one_raw(Statement::from_string(DbBackend::Postgres, format!("select ({sql})::text as v")))
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("select ({sql})::text as v"),
+        ))
         .await
         .expect(sql)?;
     row.try_get::<Option<String>>("", "v").expect("text column")

@@ -30,9 +30,12 @@ create policy tenant_resolver_lookup on tenants for select to ultracore_tenant_r
 -- a global indicator through the gateway (the platform writes them as the owner).
 alter table threat_intelligence enable row level security;
 alter table threat_intelligence force row level security;
+-- Global rows too are only visible inside a tenant transaction: with no tenant set, a
+-- forgotten tenant scope reads nothing at all, as on every other table.
 create policy intel_read on threat_intelligence for select
-    using (tenant_id is null
-           or tenant_id = (select nullif(current_setting('app.tenant_id', true), '')::uuid));
+    using ((select nullif(current_setting('app.tenant_id', true), '')::uuid) is not null
+           and (tenant_id is null
+                or tenant_id = (select nullif(current_setting('app.tenant_id', true), '')::uuid)));
 create policy intel_insert on threat_intelligence for insert
     with check (tenant_id = (select nullif(current_setting('app.tenant_id', true), '')::uuid));
 create policy intel_update on threat_intelligence for update
