@@ -116,9 +116,12 @@ fn setup_server() -> TestServer {
         stat_statements: true,
         disposable: true,
     };
-    let (cluster, started) = EmbeddedCluster::start(&root, &options).expect("start the test cluster");
-    if started {
+    let (cluster, _) = EmbeddedCluster::start(&root, &options).expect("start the test cluster");
+    // One reaper per run, whichever test process got here first.
+    let reaper_marker = root.join("reaper.started");
+    if !reaper_marker.exists() {
         spawn_reaper(&root);
+        fs::write(&reaper_marker, b"").expect("write the reaper marker");
     }
     let password = fs::read_to_string(root.join("superuser.password")).expect("superuser password");
     let server = TestServer {

@@ -14,6 +14,7 @@ use crate::auth::roles::Role;
 use crate::config::Config;
 use crate::db::{self, Access, DatabaseSource, TenantScope};
 use crate::domain::{tenants, users};
+use crate::server::ShutdownSignal;
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
@@ -211,33 +212,37 @@ async fn audit_command(owner: &DatabaseConnection, action: AuditAction) -> anyho
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = ShutdownSignal::install().context("cannot install signal handlers")?;
     // Given only the serving role's URL, the gateway never holds the owner's credentials:
     // migrations are then someone else's job (docker-compose runs `migrate up` first).
     if config.database.url.is_none()
         && let Some(app_url) = &config.database.app_url
     {
-        return serve_as_app(app_url, &config).await;
+        return serve_as_app(app_url, &config, shutdown).await;
     }
     let source = DatabaseSource::resolve(&config).await?;
     let result = async {
-        if source.embedded.is_some() {
+        if source.embedded.is_some() && !shutdown.requested() {
             source.migrate_up(None).await?;
         }
-        serve_as_app(&source.app_url, &config).await
+        serve_as_app(&source.app_url, &config, shutdown.clone()).await
     }
     .await;
     source.shutdown();
     result
 }
 
-async fn serve_as_app(app_url: &str, config: &Config) -> anyhow::Result<()> {
+async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
+    if shutdown.requested() {
+        return Ok(());
+    }
     let app_db = db::connect_app(app_url, &config.database).await?;
     db::ensure_role_cannot_bypass_rls(&app_db).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %config.listen, "ultracore serving");
-    crate::server::serve(listener, crate::server::router()).await?;
+    crate::server::serve(listener, crate::server::router(), shutdown).await?;
     app_db.close().await.ok();
     tracing::info!("stopped");
     Ok(())

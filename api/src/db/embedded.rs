@@ -188,11 +188,35 @@ impl EmbeddedCluster {
         }
         if let Some(port) = cluster.running_port() {
             cluster.port = port;
-            return Ok((cluster, false));
+            // Left running by a process that has since died (killed before it could stop
+            // it): adopt it, so it is stopped when we stop. A live owner keeps it.
+            let adopt = !cluster.owner_is_alive();
+            if adopt {
+                cluster.record_owner()?;
+            }
+            return Ok((cluster, adopt));
         }
         cluster.port = free_port()?;
         cluster.pg_ctl_start()?;
+        cluster.record_owner()?;
         Ok((cluster, true))
+    }
+
+    /// Records this process as the one responsible for stopping the server.
+    fn record_owner(&self) -> Result<(), EmbeddedError> {
+        write_private(&self.root.join("cluster.owner"), &std::process::id().to_string())
+    }
+
+    /// Whether the process recorded as responsible for the server still runs.
+    fn owner_is_alive(&self) -> bool {
+        let Some(pid) = fs::read_to_string(self.root.join("cluster.owner"))
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        else {
+            return false;
+        };
+        pid as u32 == std::process::id()
+            || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -48,7 +48,11 @@ impl DatabaseSource {
                 embedded: None,
             });
         }
-        let (cluster, started) = start_embedded(&config.data_dir)?;
+        // initdb and pg_ctl block for seconds: keep them off the async workers.
+        let data_dir = config.data_dir.clone();
+        let (cluster, started) = tokio::task::spawn_blocking(move || start_embedded(&data_dir))
+            .await
+            .map_err(|e| embedded::EmbeddedError::Io(format!("start-up task failed: {e}")))??;
         let app_password = embedded_app_password(&config.data_dir, db.app_password.as_deref())?;
         create_database_if_missing(&cluster, &db.embedded_database).await?;
         Ok(DatabaseSource {

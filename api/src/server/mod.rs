@@ -17,26 +17,46 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Serves until SIGTERM or SIGINT, then stops accepting and drains in-flight requests.
-pub async fn serve(listener: TcpListener, app: Router) -> std::io::Result<()> {
+/// Serves until `shutdown` fires, then stops accepting and drains in-flight requests.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: ShutdownSignal) -> std::io::Result<()> {
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move { shutdown.wait().await })
         .await
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received: shutting down"),
+/// SIGTERM/SIGINT, caught from the moment the process starts serving rather than from
+/// the moment it listens: a signal during start-up (starting the embedded cluster,
+/// migrating) must still lead to a clean stop of everything already started, instead of
+/// killing the process and orphaning PostgreSQL.
+#[derive(Clone)]
+pub struct ShutdownSignal {
+    requested: tokio::sync::watch::Receiver<bool>,
+}
+
+impl ShutdownSignal {
+    /// Installs the handlers now (from then on the signals no longer kill the process).
+    pub fn install() -> std::io::Result<ShutdownSignal> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT received: shutting down"),
+            }
+            let _ = tx.send(true);
+        });
+        Ok(ShutdownSignal { requested: rx })
+    }
+
+    /// Whether a shutdown has been asked for.
+    pub fn requested(&self) -> bool {
+        *self.requested.borrow()
+    }
+
+    /// Resolves once a shutdown is asked for.
+    pub async fn wait(mut self) {
+        let _ = self.requested.wait_for(|stop| *stop).await;
     }
 }

@@ -82,8 +82,12 @@ language sql immutable parallel safe as $$
 $$;
 
 -- BEFORE INSERT: place the row at the end of its tenant's chain.
+-- Every function that names audit_log pins its search_path: otherwise a session could
+-- shadow the table with a temporary one (pg_temp is searched first by default) and make
+-- the trigger read a forged chain head, or the verifier walk an empty table.
 create function audit_log_chain_append() returns trigger
-language plpgsql as $$
+language plpgsql
+set search_path = pg_catalog, public, pg_temp as $$
 declare
     last_seq  bigint;
     last_hash bytea;
@@ -137,7 +141,8 @@ create function audit_chain_verify(tenant uuid, exported_head_seq bigint default
                                    exported_head_hash bytea default null)
 returns table (problem text, broken_audit_id uuid, broken_seq bigint,
                rows_checked bigint, head_seq bigint, head_audit_id uuid, head_hash bytea)
-language plpgsql stable as $$
+language plpgsql stable
+set search_path = pg_catalog, public, pg_temp as $$
 declare
     r audit_log;
     expected_seq  bigint := 1;

@@ -1,0 +1,1068 @@
+//! The audit log's hash chain (migration 0008, api::audit): append-only for everyone,
+//! tamper-evident row by row, one unbroken chain per tenant under concurrent writers,
+//! hashes independent of session settings, and the `ultracore audit` commands.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use api::audit::{self, AuditEntry, ChainHead, Verification};
+use api::db::errors::sqlstate;
+use api::db::{Access, TenantScope, begin_tenant_transaction};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, IsolationLevel,
+    Statement, TransactionTrait,
+};
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// Registers a tenant directly as the owner (a superuser, so RLS does not apply), without
+/// the `tenant.create` audit row the CLI would add: chains in these tests start empty.
+async fn create_tenant(owner: &DatabaseConnection, slug: &str) -> Uuid {
+    let row = owner
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "insert into tenants (slug, name) values ($1, $2) returning tenant_id",
+            [slug.into(), format!("Tenant {slug}").into()],
+        ))
+        .await
+        .expect("insert tenant")
+        .expect("returning row");
+    row.try_get("", "tenant_id").expect("tenant_id")
+}
+
+/// The i-th test entry: every column filled, JSON with floats, unicode and nesting, so the
+/// canonical encoding is exercised on all of them.
+fn entry(i: usize) -> AuditEntry {
+    AuditEntry {
+        user_id: None,
+        action: format!("widget.update.{i}"),
+        entity_type: "widget".into(),
+        entity_id: Some(Uuid::now_v7()),
+        old_values: Some(serde_json::json!({ "n": i as i64 - 1, "ratio": 0.1 })),
+        new_values: Some(serde_json::json!({
+            "n": i,
+            "ratio": 0.1 + i as f64 / 3.0,
+            "tiny": 1.5e-7,
+            "big": 1e20,
+            "name": "héllo wörld ✓",
+            "nested": { "list": [1, 2.5, null, "x"] },
+        })),
+        ip_address: Some(if i.is_multiple_of(2) {
+            "203.0.113.7".into()
+        } else {
+            "2001:db8::1".into()
+        }),
+        user_agent: Some(format!("tests/audit_chain #{i}")),
+    }
+}
+
+/// Appends `n` entries one by one (each its own READ COMMITTED autocommit statement) and
+/// returns their ids in chain order.
+async fn write_chain<C: ConnectionTrait>(conn: &C, tenant: Uuid, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 1..=n {
+        ids.push(
+            audit::record(conn, tenant, entry(i))
+                .await
+                .expect("record an audit entry"),
+        );
+    }
+    ids
+}
+
+/// One row of a chain, as stored.
+#[derive(Debug, Clone)]
+struct ChainRow {
+    audit_id: Uuid,
+    chain_seq: i64,
+    prev_hash: Vec<u8>,
+    row_hash: Vec<u8>,
+    recomputed: Vec<u8>,
+}
+
+async fn chain_rows<C: ConnectionTrait>(conn: &C, tenant: Uuid) -> Vec<ChainRow> {
+    conn.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "select audit_id, chain_seq, prev_hash, row_hash, audit_log_row_hash(a) as recomputed \
+           from audit_log a where tenant_id = $1 order by chain_seq",
+        [tenant.into()],
+    ))
+    .await
+    .expect("read the chain")
+    .into_iter()
+    .map(|r| ChainRow {
+        audit_id: r.try_get("", "audit_id").expect("audit_id"),
+        chain_seq: r.try_get("", "chain_seq").expect("chain_seq"),
+        prev_hash: r.try_get("", "prev_hash").expect("prev_hash"),
+        row_hash: r.try_get("", "row_hash").expect("row_hash"),
+        recomputed: r.try_get("", "recomputed").expect("recomputed"),
+    })
+    .collect()
+}
+
+async fn genesis<C: ConnectionTrait>(conn: &C, tenant: Uuid) -> Vec<u8> {
+    conn.query_one_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "select audit_chain_genesis($1) as g",
+        [tenant.into()],
+    ))
+    .await
+    .expect("genesis")
+    .expect("row")
+    .try_get("", "g")
+    .expect("bytea")
+}
+
+/// Asserts, independently of the SQL verifier, that a chain is positions 1..=n, starts at
+/// the tenant's genesis hash, links each prev_hash to the previous row_hash, and stores
+/// the hash its contents give.
+async fn assert_linked_chain<C: ConnectionTrait>(conn: &C, tenant: Uuid, n: usize) -> Vec<ChainRow> {
+    let rows = chain_rows(conn, tenant).await;
+    let seqs: Vec<i64> = rows.iter().map(|r| r.chain_seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=n as i64).collect::<Vec<_>>(),
+        "chain positions of tenant {tenant}"
+    );
+    let mut expected_prev = genesis(conn, tenant).await;
+    for r in &rows {
+        assert_eq!(
+            r.prev_hash, expected_prev,
+            "prev_hash of chain_seq {}",
+            r.chain_seq
+        );
+        assert_eq!(r.row_hash, r.recomputed, "row_hash of chain_seq {}", r.chain_seq);
+        assert_eq!(r.row_hash.len(), 32);
+        expected_prev = r.row_hash.clone();
+    }
+    rows
+}
+
+async fn verify(conn: &DatabaseConnection, tenant: Uuid, head: Option<&ChainHead>) -> Verification {
+    audit::verify_chain(conn, tenant, head)
+        .await
+        .expect("run the verifier")
+}
+
+/// Runs `sql` as the owner with user triggers off (`session_replication_role = replica`),
+/// the way a superuser with direct database access would tamper with the log.
+async fn tamper_as_replica(owner: &DatabaseConnection, sql: &str) {
+    let txn = owner.begin().await.expect("begin");
+    txn.execute_unprepared("set local session_replication_role = replica")
+        .await
+        .expect("replica mode");
+    txn.execute_unprepared(sql).await.expect(sql);
+    txn.commit().await.expect("commit the tampering");
+}
+
+/// Runs `sql` as the owner between `disable trigger user` and `enable trigger user`.
+async fn tamper_with_triggers_disabled(owner: &DatabaseConnection, sql: &str) {
+    let txn = owner.begin().await.expect("begin");
+    txn.execute_unprepared("alter table audit_log disable trigger user")
+        .await
+        .expect("disable triggers");
+    txn.execute_unprepared(sql).await.expect(sql);
+    txn.execute_unprepared("alter table audit_log enable trigger user")
+        .await
+        .expect("enable triggers");
+    txn.commit().await.expect("commit the tampering");
+}
+
+async fn count_rows<C: ConnectionTrait>(conn: &C, tenant: Option<Uuid>) -> i64 {
+    let sql = match tenant {
+        Some(t) => format!("select count(*) as n from audit_log where tenant_id = '{t}'"),
+        None => "select count(*) as n from audit_log".to_string(),
+    };
+    conn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .expect("count")
+        .expect("row")
+        .try_get("", "n")
+        .expect("bigint")
+}
+
+fn assert_sqlstate(result: Result<impl std::fmt::Debug, DbErr>, code: &str, message_part: &str) {
+    let err = result.expect_err(&format!("expected SQLSTATE {code}"));
+    assert_eq!(sqlstate(&err).as_deref(), Some(code), "SQLSTATE of {err}");
+    assert!(
+        err.to_string().contains(message_part),
+        "{err:?} should mention {message_part:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Append-only
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn update_delete_and_truncate_of_audit_log_are_refused_even_for_the_superuser_owner() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    assert_eq!(
+        support::scalar(
+            &owner,
+            "select rolsuper from pg_roles where rolname = current_user"
+        )
+        .await
+        .as_deref(),
+        Some("true"),
+        "the owner in this test is a superuser"
+    );
+    let tenant = create_tenant(&owner, "acme").await;
+    write_chain(&owner, tenant, 3).await;
+
+    for (sql, op) in [
+        ("update audit_log set action = 'rewritten'", "UPDATE"),
+        (
+            "update audit_log set new_values = '{}' where chain_seq = 2",
+            "UPDATE",
+        ),
+        ("delete from audit_log where chain_seq = 3", "DELETE"),
+        ("delete from audit_log", "DELETE"),
+        ("truncate audit_log", "TRUNCATE"),
+        ("truncate audit_log cascade", "TRUNCATE"),
+    ] {
+        let err = owner.execute_unprepared(sql).await.expect_err(sql);
+        assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{sql}: {err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("audit_log is append-only: {op} is refused")),
+            "{sql}: {err}"
+        );
+    }
+
+    assert_eq!(count_rows(&owner, None).await, 3, "every row is still there");
+    assert_eq!(
+        support::scalar(
+            &owner,
+            "select count(*) from audit_log where action like 'widget.update.%'"
+        )
+        .await
+        .as_deref(),
+        Some("3"),
+        "no row was changed"
+    );
+    assert!(verify(&owner, tenant, None).await.is_intact());
+}
+
+#[tokio::test]
+async fn app_role_appends_and_reads_only_its_own_tenant_audit_rows_inside_a_tenant_transaction() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let acme = create_tenant(&owner, "acme").await;
+    let globex = create_tenant(&owner, "globex").await;
+    write_chain(&owner, acme, 1).await;
+    write_chain(&owner, globex, 2).await;
+
+    let app = db.app().await;
+    assert_eq!(
+        support::scalar(&app, "select current_user").await.as_deref(),
+        Some("ultracore_app")
+    );
+
+    // Outside a tenant transaction: no rows visible, and no row may be written.
+    assert_eq!(
+        count_rows(&app, None).await,
+        0,
+        "no tenant set: zero rows, never all rows"
+    );
+    assert_sqlstate(
+        audit::record(&app, acme, entry(99)).await,
+        "42501",
+        "row-level security",
+    );
+
+    // Inside acme's transaction: append and read acme's rows only.
+    let txn = begin_tenant_transaction(&app, TenantScope::tenant(acme), Access::ReadWrite, 10_000)
+        .await
+        .expect("tenant transaction");
+    let id = audit::record(&txn, acme, entry(2))
+        .await
+        .expect("the app role appends to its tenant's chain");
+    assert_eq!(count_rows(&txn, None).await, 2, "acme sees its own two rows");
+    assert_eq!(
+        count_rows(&txn, Some(globex)).await,
+        0,
+        "acme sees none of globex's rows"
+    );
+    let head = audit::chain_head(&txn, acme)
+        .await
+        .expect("head")
+        .expect("acme has a head");
+    assert_eq!((head.chain_seq, head.audit_id), (2, id));
+    assert!(
+        audit::chain_head(&txn, globex).await.expect("head").is_none(),
+        "globex's chain is invisible"
+    );
+    txn.commit().await.expect("commit");
+
+    // Writing into another tenant's chain from acme's transaction is refused by RLS.
+    let txn = begin_tenant_transaction(&app, TenantScope::tenant(acme), Access::ReadWrite, 10_000)
+        .await
+        .expect("tenant transaction");
+    assert_sqlstate(
+        audit::record(&txn, globex, entry(3)).await,
+        "42501",
+        "row-level security",
+    );
+    txn.rollback().await.expect("rollback");
+
+    // UPDATE and DELETE are not granted to the app role at all.
+    for sql in [
+        "update audit_log set action = 'rewritten'",
+        "delete from audit_log",
+        "truncate audit_log",
+    ] {
+        let txn = begin_tenant_transaction(&app, TenantScope::tenant(acme), Access::ReadWrite, 10_000)
+            .await
+            .expect("tenant transaction");
+        assert_sqlstate(txn.execute_unprepared(sql).await, "42501", "permission denied");
+        txn.rollback().await.expect("rollback");
+    }
+
+    // A READ ONLY (query) transaction cannot append either.
+    let txn = begin_tenant_transaction(&app, TenantScope::tenant(acme), Access::ReadOnly, 10_000)
+        .await
+        .expect("tenant transaction");
+    assert_sqlstate(audit::record(&txn, acme, entry(4)).await, "25006", "read-only");
+    txn.rollback().await.expect("rollback");
+
+    // globex reads its own two rows only.
+    let txn = begin_tenant_transaction(&app, TenantScope::tenant(globex), Access::ReadOnly, 10_000)
+        .await
+        .expect("tenant transaction");
+    assert_eq!(count_rows(&txn, None).await, 2);
+    txn.commit().await.expect("commit");
+
+    assert_eq!(
+        count_rows(&owner, Some(acme)).await,
+        2,
+        "only the one committed append landed"
+    );
+    assert_eq!(count_rows(&owner, Some(globex)).await, 2);
+    assert_linked_chain(&owner, acme, 2).await;
+    assert!(verify(&owner, acme, None).await.is_intact());
+    assert!(verify(&owner, globex, None).await.is_intact());
+}
+
+// ---------------------------------------------------------------------------------------
+// The verifier
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn verifier_accepts_an_untouched_chain_of_ten_rows() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    let ids = write_chain(&owner, tenant, 10).await;
+
+    let rows = assert_linked_chain(&owner, tenant, 10).await;
+    assert_eq!(
+        rows.iter().map(|r| r.audit_id).collect::<Vec<_>>(),
+        ids,
+        "rows chained in insert order"
+    );
+
+    let result = verify(&owner, tenant, None).await;
+    assert_eq!(
+        result,
+        Verification {
+            problem: None,
+            broken_audit_id: None,
+            broken_seq: None,
+            rows_checked: 10
+        }
+    );
+
+    let head = audit::chain_head(&owner, tenant)
+        .await
+        .expect("head")
+        .expect("a head");
+    assert_eq!(head.tenant_id, tenant);
+    assert_eq!(head.chain_seq, 10);
+    assert_eq!(head.audit_id, ids[9]);
+    assert_eq!(head.row_hash, hex::encode(&rows[9].row_hash));
+    let with_head = verify(&owner, tenant, Some(&head)).await;
+    assert!(with_head.is_intact(), "{with_head:?}");
+    assert_eq!(with_head.rows_checked, 10);
+}
+
+#[tokio::test]
+async fn verifier_names_row_4_after_its_action_is_edited() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    let ids = write_chain(&owner, tenant, 10).await;
+
+    tamper_as_replica(
+        &owner,
+        &format!(
+            "update audit_log set action = 'nothing.to.see' where tenant_id = '{tenant}' and chain_seq = 4"
+        ),
+    )
+    .await;
+
+    let result = verify(&owner, tenant, None).await;
+    assert_eq!(result.broken_audit_id, Some(ids[3]), "{result:?}");
+    assert_eq!(result.broken_seq, Some(4));
+    assert_eq!(result.rows_checked, 3);
+    assert!(
+        result
+            .problem
+            .as_deref()
+            .unwrap_or_default()
+            .contains("contents were changed"),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn verifier_names_row_4_after_its_new_values_are_edited() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    let ids = write_chain(&owner, tenant, 10).await;
+
+    // A change that keeps the JSON's meaning but one number: the kind of edit a
+    // reader would not notice.
+    tamper_as_replica(
+        &owner,
+        &format!(
+            "update audit_log set new_values = jsonb_set(new_values, '{{n}}', '40') \
+              where tenant_id = '{tenant}' and chain_seq = 4"
+        ),
+    )
+    .await;
+
+    let result = verify(&owner, tenant, None).await;
+    assert_eq!(result.broken_audit_id, Some(ids[3]), "{result:?}");
+    assert_eq!(result.broken_seq, Some(4));
+    assert!(
+        result
+            .problem
+            .as_deref()
+            .unwrap_or_default()
+            .contains("contents were changed"),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn verifier_names_row_6_after_middle_row_5_is_deleted() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    let ids = write_chain(&owner, tenant, 10).await;
+
+    tamper_with_triggers_disabled(
+        &owner,
+        &format!("delete from audit_log where tenant_id = '{tenant}' and chain_seq = 5"),
+    )
+    .await;
+    assert_eq!(
+        count_rows(&owner, Some(tenant)).await,
+        9,
+        "the tampering took effect"
+    );
+
+    let result = verify(&owner, tenant, None).await;
+    assert_eq!(result.broken_audit_id, Some(ids[5]), "{result:?}");
+    assert_eq!(result.broken_seq, Some(6));
+    assert_eq!(result.rows_checked, 4);
+    assert!(
+        result.problem.as_deref().unwrap_or_default().contains("deleted"),
+        "{result:?}"
+    );
+
+    // The triggers are back on: the owner is refused again.
+    assert!(owner.execute_unprepared("delete from audit_log").await.is_err());
+}
+
+#[tokio::test]
+async fn verifier_names_the_row_now_at_position_3_after_rows_3_and_4_are_swapped() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    let ids = write_chain(&owner, tenant, 10).await;
+
+    // Swap through a temporary position: (tenant_id, chain_seq) is unique.
+    tamper_as_replica(
+        &owner,
+        &format!(
+            "update audit_log set chain_seq = 1000 where tenant_id = '{tenant}' and chain_seq = 3; \
+             update audit_log set chain_seq = 3 where tenant_id = '{tenant}' and chain_seq = 4; \
+             update audit_log set chain_seq = 4 where tenant_id = '{tenant}' and chain_seq = 1000;"
+        ),
+    )
+    .await;
+    let order: Vec<Uuid> = chain_rows(&owner, tenant)
+        .await
+        .iter()
+        .map(|r| r.audit_id)
+        .collect();
+    assert_eq!((order[2], order[3]), (ids[3], ids[2]), "rows 3 and 4 are swapped");
+
+    let result = verify(&owner, tenant, None).await;
+    assert_eq!(
+        result.broken_audit_id,
+        Some(ids[3]),
+        "the row now at position 3 (formerly 4): {result:?}"
+    );
+    assert_eq!(result.broken_seq, Some(3));
+    assert_eq!(result.rows_checked, 2);
+    assert!(
+        result
+            .problem
+            .as_deref()
+            .unwrap_or_default()
+            .contains("reordered"),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn deleted_tail_is_caught_against_the_exported_head_and_only_with_it() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    write_chain(&owner, tenant, 10).await;
+
+    // Export the head the way an operator would: to JSON, kept elsewhere.
+    let head = audit::chain_head(&owner, tenant)
+        .await
+        .expect("head")
+        .expect("a head");
+    let exported: ChainHead =
+        serde_json::from_str(&serde_json::to_string(&head).expect("serialize")).expect("deserialize");
+    assert_eq!(exported, head);
+
+    tamper_as_replica(
+        &owner,
+        &format!("delete from audit_log where tenant_id = '{tenant}' and chain_seq in (9, 10)"),
+    )
+    .await;
+
+    let result = verify(&owner, tenant, Some(&exported)).await;
+    assert!(
+        result
+            .problem
+            .as_deref()
+            .unwrap_or_default()
+            .contains("the tail was deleted"),
+        "{result:?}"
+    );
+    assert_eq!(result.broken_seq, Some(9), "the first missing position");
+    assert_eq!(result.broken_audit_id, None, "the missing row no longer exists");
+    assert_eq!(result.rows_checked, 8);
+
+    // Without the exported head, the truncated chain is self-consistent: this is why the
+    // head must be exported.
+    let alone = verify(&owner, tenant, None).await;
+    assert!(alone.is_intact(), "{alone:?}");
+    assert_eq!(alone.rows_checked, 8);
+}
+
+#[tokio::test]
+async fn a_rewritten_tail_that_reaches_the_exported_position_is_caught_by_the_exported_hash() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    write_chain(&owner, tenant, 10).await;
+    let head = audit::chain_head(&owner, tenant)
+        .await
+        .expect("head")
+        .expect("a head");
+
+    tamper_as_replica(
+        &owner,
+        &format!("delete from audit_log where tenant_id = '{tenant}' and chain_seq in (9, 10)"),
+    )
+    .await;
+    // Two fresh, properly chained rows take positions 9 and 10 again.
+    write_chain(&owner, tenant, 2).await;
+    assert_linked_chain(&owner, tenant, 10).await;
+    assert!(
+        verify(&owner, tenant, None).await.is_intact(),
+        "self-consistent without the head"
+    );
+
+    let result = verify(&owner, tenant, Some(&head)).await;
+    assert!(
+        result
+            .problem
+            .as_deref()
+            .unwrap_or_default()
+            .contains("rewritten"),
+        "{result:?}"
+    );
+    assert_eq!(result.broken_seq, Some(10));
+    assert!(
+        result.broken_audit_id.is_some_and(|id| id != head.audit_id),
+        "{result:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Concurrency
+// ---------------------------------------------------------------------------------------
+
+async fn app_pool(db: &support::TestDb, size: u32) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(db.app_url());
+    options
+        .max_connections(size)
+        .min_connections(0)
+        .sqlx_logging(false);
+    Database::connect(options).await.expect("app-role pool")
+}
+
+/// One append in its own tenant transaction on the app role's pool.
+async fn append_in_tenant_transaction(pool: DatabaseConnection, tenant: Uuid, i: usize) -> Uuid {
+    let txn = begin_tenant_transaction(&pool, TenantScope::tenant(tenant), Access::ReadWrite, 30_000)
+        .await
+        .expect("tenant transaction");
+    let id = audit::record(&txn, tenant, entry(i))
+        .await
+        .expect("concurrent append");
+    txn.commit().await.expect("commit");
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn fifty_concurrent_appends_for_one_tenant_leave_one_unbroken_chain() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    let pool = app_pool(&db, 10).await;
+
+    let tasks: Vec<_> = (1..=50)
+        .map(|i| tokio::spawn(append_in_tenant_transaction(pool.clone(), tenant, i)))
+        .collect();
+    let mut ids: Vec<Uuid> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+
+    let rows = assert_linked_chain(&owner, tenant, 50).await;
+    let mut chained: Vec<Uuid> = rows.iter().map(|r| r.audit_id).collect();
+    ids.sort();
+    chained.sort();
+    assert_eq!(
+        chained, ids,
+        "every committed append is in the chain exactly once"
+    );
+
+    let result = verify(&owner, tenant, None).await;
+    assert!(result.is_intact(), "{result:?}");
+    assert_eq!(result.rows_checked, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn two_tenants_appending_concurrently_each_get_their_own_intact_chain_from_1() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let acme = create_tenant(&owner, "acme").await;
+    let globex = create_tenant(&owner, "globex").await;
+    let pool = app_pool(&db, 10).await;
+
+    let tasks: Vec<_> = (1..=60)
+        .map(|i: usize| {
+            let tenant = if i.is_multiple_of(2) { acme } else { globex };
+            tokio::spawn(append_in_tenant_transaction(pool.clone(), tenant, i))
+        })
+        .collect();
+    for t in futures::future::join_all(tasks).await {
+        t.expect("task");
+    }
+
+    let acme_rows = assert_linked_chain(&owner, acme, 30).await;
+    let globex_rows = assert_linked_chain(&owner, globex, 30).await;
+    assert_ne!(
+        acme_rows[0].prev_hash, globex_rows[0].prev_hash,
+        "each chain starts at its own genesis"
+    );
+    for tenant in [acme, globex] {
+        let result = verify(&owner, tenant, None).await;
+        assert!(result.is_intact(), "{result:?}");
+        assert_eq!(result.rows_checked, 30);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Session settings
+// ---------------------------------------------------------------------------------------
+
+const EXOTIC_SETTINGS: &str = "set local timezone = 'Pacific/Chatham'; \
+     set local datestyle = 'SQL, DMY'; \
+     set local intervalstyle = 'sql_standard'; \
+     set local extra_float_digits = -15; \
+     set local bytea_output = 'escape'";
+
+const PLAIN_SETTINGS: &str = "set local timezone = 'UTC'; \
+     set local datestyle = 'ISO, MDY'; \
+     set local intervalstyle = 'postgres'; \
+     set local extra_float_digits = 1; \
+     set local bytea_output = 'hex'";
+
+/// Appends rows in a transaction whose session uses `settings`.
+async fn append_under(
+    owner: &DatabaseConnection,
+    tenant: Uuid,
+    settings: &str,
+    range: std::ops::RangeInclusive<usize>,
+) {
+    let txn = owner.begin().await.expect("begin");
+    txn.execute_unprepared(settings).await.expect("settings");
+    for i in range {
+        audit::record(&txn, tenant, entry(i)).await.expect("append");
+    }
+    txn.commit().await.expect("commit");
+}
+
+/// Checks, in a transaction whose session uses `settings`, that every stored hash is what
+/// the rows give and that the verifier finds the chain intact.
+async fn check_under(owner: &DatabaseConnection, tenant: Uuid, settings: &str, expected_timezone: &str) {
+    let txn = owner.begin().await.expect("begin");
+    txn.execute_unprepared(settings).await.expect("settings");
+    assert_eq!(
+        support::scalar(&txn, "current_setting('TimeZone')")
+            .await
+            .as_deref(),
+        Some(expected_timezone)
+    );
+    assert_eq!(
+        support::scalar(
+            &txn,
+            "select bool_and(row_hash = audit_log_row_hash(a)) from audit_log a"
+        )
+        .await
+        .as_deref(),
+        Some("true"),
+        "hashes recomputed under {expected_timezone} equal the stored ones"
+    );
+    let result = audit::verify_chain(&txn, tenant, None).await.expect("verify");
+    assert!(result.is_intact(), "under {expected_timezone}: {result:?}");
+    assert_eq!(result.rows_checked, 8);
+    txn.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn rows_written_under_exotic_session_settings_hash_the_same_under_utc() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    append_under(&owner, tenant, EXOTIC_SETTINGS, 1..=8).await;
+    check_under(&owner, tenant, PLAIN_SETTINGS, "UTC").await;
+    check_under(&owner, tenant, EXOTIC_SETTINGS, "Pacific/Chatham").await;
+}
+
+#[tokio::test]
+async fn rows_written_under_utc_hash_the_same_under_exotic_session_settings() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    append_under(&owner, tenant, PLAIN_SETTINGS, 1..=4).await;
+    // A chain mixing both: the link across the boundary must hold too.
+    append_under(&owner, tenant, EXOTIC_SETTINGS, 5..=6).await;
+    append_under(&owner, tenant, PLAIN_SETTINGS, 7..=8).await;
+    check_under(&owner, tenant, EXOTIC_SETTINGS, "Pacific/Chatham").await;
+    check_under(&owner, tenant, PLAIN_SETTINGS, "UTC").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Isolation level
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn appends_under_repeatable_read_or_serializable_are_refused() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    write_chain(&owner, tenant, 1).await;
+
+    for level in [IsolationLevel::RepeatableRead, IsolationLevel::Serializable] {
+        let txn = owner.begin_with_config(Some(level), None).await.expect("begin");
+        assert_sqlstate(
+            audit::record(&txn, tenant, entry(2)).await,
+            "25000",
+            "READ COMMITTED",
+        );
+        txn.rollback().await.expect("rollback");
+    }
+    // The app role gets the same answer.
+    let app = db.app().await;
+    let txn = app
+        .begin_with_config(Some(IsolationLevel::RepeatableRead), None)
+        .await
+        .expect("begin");
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "select set_config('app.tenant_id', $1, true)",
+        [tenant.to_string().into()],
+    ))
+    .await
+    .expect("set tenant");
+    assert_sqlstate(
+        audit::record(&txn, tenant, entry(2)).await,
+        "25000",
+        "READ COMMITTED",
+    );
+    txn.rollback().await.expect("rollback");
+
+    let txn = owner
+        .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+        .await
+        .expect("begin");
+    audit::record(&txn, tenant, entry(2))
+        .await
+        .expect("READ COMMITTED is accepted");
+    txn.commit().await.expect("commit");
+    assert_linked_chain(&owner, tenant, 2).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// `ultracore audit head` / `ultracore audit verify`
+// ---------------------------------------------------------------------------------------
+
+/// The binary with only the given DATABASE_URL: no inherited ULTRACORE_* settings, no
+/// RUST_LOG, and a working directory without an ultracore.toml.
+fn ultracore(database_url: &str, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ultracore"));
+    for (key, _) in std::env::vars_os() {
+        if key
+            .to_str()
+            .is_some_and(|k| k.starts_with("ULTRACORE_") || k == "RUST_LOG")
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("DATABASE_URL", database_url)
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run ultracore")
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn audit_cli_exits_0_when_intact_and_3_with_json_naming_a_deleted_tail() {
+    let db = support::TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    write_chain(&owner, tenant, 10).await;
+    let dir = TempDir::new("ultracore-audit-cli");
+    let url = db.owner_url();
+
+    let out = run(ultracore(&url, &dir.0).args(["audit", "head", "--tenant", "acme"]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let head: ChainHead = serde_json::from_slice(&out.stdout).expect("`audit head` prints a chain head");
+    assert_eq!(
+        head,
+        audit::chain_head(&owner, tenant)
+            .await
+            .expect("head")
+            .expect("a head")
+    );
+    assert_eq!(head.chain_seq, 10);
+    let head_file = dir.0.join("head.json");
+    std::fs::write(&head_file, &out.stdout).expect("keep the head");
+
+    let out = run(ultracore(&url, &dir.0)
+        .args(["audit", "verify", "--tenant", "acme", "--head"])
+        .arg(&head_file));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["problem"], serde_json::Value::Null);
+    assert_eq!(json["rows_checked"], 10);
+
+    tamper_as_replica(
+        &owner,
+        &format!("delete from audit_log where tenant_id = '{tenant}' and chain_seq in (9, 10)"),
+    )
+    .await;
+
+    let out = run(ultracore(&url, &dir.0)
+        .args(["audit", "verify", "--tenant", "acme", "--head"])
+        .arg(&head_file));
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        json["problem"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the tail was deleted"),
+        "{json}"
+    );
+    assert_eq!(json["broken_seq"], 9);
+    assert_eq!(json["broken_audit_id"], serde_json::Value::Null);
+    assert_eq!(json["rows_checked"], 8);
+
+    // Without the exported head the truncated chain looks whole.
+    let out = run(ultracore(&url, &dir.0).args(["audit", "verify", "--tenant", "acme"]));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
+    // A middle edit is caught without any head, and the row is named.
+    tamper_as_replica(
+        &owner,
+        &format!("update audit_log set action = 'forged' where tenant_id = '{tenant}' and chain_seq = 2"),
+    )
+    .await;
+    let out = run(ultracore(&url, &dir.0).args(["audit", "verify", "--tenant", "acme"]));
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["broken_seq"], 2);
+    let second = chain_rows(&owner, tenant).await[1].audit_id;
+    assert_eq!(json["broken_audit_id"], serde_json::json!(second.to_string()));
+}
+
+// ---------------------------------------------------------------------------------------
+// Name resolution: the chain must not depend on the writer's search_path
+// ---------------------------------------------------------------------------------------
+
+/// A tenant with one row written by the owner, and the app role's connection.
+async fn one_row_chain(db: &support::TestDb) -> (DatabaseConnection, DatabaseConnection, Uuid) {
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    write_chain(&owner, tenant, 1).await;
+    let app = db.app().await;
+    (owner, app, tenant)
+}
+
+/// Appends one row naming the real table explicitly, as any client may.
+async fn insert_qualified<C: ConnectionTrait>(conn: &C, tenant: Uuid) -> Result<(), DbErr> {
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "insert into public.audit_log (tenant_id, action, entity_type) values ($1, 'widget.create', 'widget')",
+        [tenant.into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// The app role has no UPDATE or DELETE on audit_log, and must not be able to break its
+/// tenant's chain another way. Every role may create temporary tables (PUBLIC holds
+/// TEMPORARY on the database), and a temporary table is found before `public` when a name
+/// is resolved through the search path: the chain trigger must still read the real head.
+#[tokio::test]
+async fn an_app_session_cannot_misplace_a_row_by_shadowing_audit_log_with_a_temp_table() {
+    let db = support::TestDb::new().await;
+    let (owner, app, tenant) = one_row_chain(&db).await;
+
+    let txn = begin_tenant_transaction(&app, TenantScope::tenant(tenant), Access::ReadWrite, 10_000)
+        .await
+        .expect("tenant transaction");
+    txn.execute_unprepared(
+        "create temp table audit_log (tenant_id uuid, chain_seq bigint, row_hash bytea) on commit drop",
+    )
+    .await
+    .expect("any role may create a temporary table");
+    txn.execute_unprepared(&format!(
+        "insert into audit_log values ('{tenant}', 41, sha256('forged'::bytea))"
+    ))
+    .await
+    .expect("fill the shadow");
+    match insert_qualified(&txn, tenant).await {
+        Ok(()) => txn.commit().await.expect("commit"),
+        Err(_) => txn.rollback().await.expect("rollback"),
+    }
+
+    // Whether the append was refused or placed correctly, the real chain must be whole.
+    let rows = count_rows(&owner, Some(tenant)).await as usize;
+    let seqs: Vec<i64> = chain_rows(&owner, tenant)
+        .await
+        .iter()
+        .map(|r| r.chain_seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=rows as i64).collect::<Vec<_>>(),
+        "positions come from the real chain"
+    );
+    assert_linked_chain(&owner, tenant, rows).await;
+    let result = verify(&owner, tenant, None).await;
+    assert!(result.is_intact(), "{result:?}");
+}
+
+/// The verifier must walk the real table, whatever the session's search path finds first.
+#[tokio::test]
+async fn the_verifier_walks_the_real_audit_log_even_when_a_temp_table_shadows_it() {
+    let db = support::TestDb::new().await;
+    let (owner, app, tenant) = one_row_chain(&db).await;
+    let head = audit::chain_head(&owner, tenant)
+        .await
+        .expect("head")
+        .expect("a head");
+
+    let txn = begin_tenant_transaction(&app, TenantScope::tenant(tenant), Access::ReadWrite, 10_000)
+        .await
+        .expect("tenant transaction");
+    txn.execute_unprepared("create temp table audit_log (like public.audit_log) on commit drop")
+        .await
+        .expect("any role may create a temporary table");
+    let alone = audit::verify_chain(&txn, tenant, None).await.expect("verify");
+    let with_head = audit::verify_chain(&txn, tenant, Some(&head))
+        .await
+        .expect("verify");
+    txn.rollback().await.expect("rollback");
+
+    assert_eq!(alone.rows_checked, 1, "the real row is checked: {alone:?}");
+    assert!(alone.is_intact(), "{alone:?}");
+    assert!(
+        with_head.is_intact(),
+        "the real chain reaches the exported head: {with_head:?}"
+    );
+}
+
+/// Appending works from a session whose search_path leaves out `public` (the hardening
+/// PostgreSQL recommends to clients), as long as the table is named in full.
+#[tokio::test]
+async fn a_session_search_path_without_public_still_appends_to_the_chain() {
+    let db = support::TestDb::new().await;
+    let (owner, app, tenant) = one_row_chain(&db).await;
+
+    let txn = begin_tenant_transaction(&app, TenantScope::tenant(tenant), Access::ReadWrite, 10_000)
+        .await
+        .expect("tenant transaction");
+    txn.execute_unprepared("set local search_path = pg_catalog")
+        .await
+        .expect("search_path");
+    insert_qualified(&txn, tenant)
+        .await
+        .expect("the chain trigger does not depend on the session's search_path");
+    txn.commit().await.expect("commit");
+
+    assert_linked_chain(&owner, tenant, 2).await;
+    assert!(verify(&owner, tenant, None).await.is_intact());
+}
