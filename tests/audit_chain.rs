@@ -4,16 +4,17 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 
 use api::audit::{self, AuditEntry, ChainHead, Verification};
-use api::db::errors::sqlstate;
 use api::db::{Access, TenantScope, begin_tenant_transaction};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, IsolationLevel,
-    Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel, Statement,
+    TransactionTrait,
 };
+use support::sql::{self, assert_sqlstate, expect_sqlstate};
+use support::{TestDb, cli};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------
@@ -73,6 +74,16 @@ async fn write_chain<C: ConnectionTrait>(conn: &C, tenant: Uuid, n: usize) -> Ve
         );
     }
     ids
+}
+
+/// A fresh database (dropped with the returned TestDb), its owner's connection, tenant
+/// `acme`, and the ids of the `rows` rows of acme's chain the owner wrote, in chain order.
+async fn acme_chain(rows: usize) -> (TestDb, DatabaseConnection, Uuid, Vec<Uuid>) {
+    let db = TestDb::new().await;
+    let owner = db.owner().await;
+    let tenant = create_tenant(&owner, "acme").await;
+    let ids = write_chain(&owner, tenant, rows).await;
+    (db, owner, tenant, ids)
 }
 
 /// One row of a chain, as stored.
@@ -149,6 +160,36 @@ async fn verify(conn: &DatabaseConnection, tenant: Uuid, head: Option<&ChainHead
         .expect("run the verifier")
 }
 
+/// Asserts that the verifier's problem mentions `part`.
+fn assert_problem(result: &Verification, part: &str) {
+    assert!(
+        result.problem.as_deref().unwrap_or_default().contains(part),
+        "the problem should mention {part:?}: {result:?}"
+    );
+}
+
+/// Asserts that the verifier found the chain broken at position `seq`, at the row
+/// `audit_id` (None: a row that no longer exists), with a problem mentioning `problem`.
+fn assert_broken(result: &Verification, seq: i64, audit_id: Option<Uuid>, problem: &str) {
+    assert_eq!(result.broken_audit_id, audit_id, "{result:?}");
+    assert_eq!(result.broken_seq, Some(seq), "{result:?}");
+    assert_problem(result, problem);
+}
+
+async fn head_of<C: ConnectionTrait>(conn: &C, tenant: Uuid) -> ChainHead {
+    audit::chain_head(conn, tenant)
+        .await
+        .expect("head")
+        .expect("a head")
+}
+
+/// A tenant transaction of `tenant` on `app`, as the gateway opens them.
+async fn tenant_txn(app: &DatabaseConnection, tenant: Uuid, access: Access) -> DatabaseTransaction {
+    begin_tenant_transaction(app, TenantScope::tenant(tenant), access, 10_000)
+        .await
+        .expect("tenant transaction")
+}
+
 /// Runs `sql` as the owner with user triggers off (`session_replication_role = replica`),
 /// the way a superuser with direct database access would tamper with the log.
 async fn tamper_as_replica(owner: &DatabaseConnection, sql: &str) {
@@ -173,26 +214,21 @@ async fn tamper_with_triggers_disabled(owner: &DatabaseConnection, sql: &str) {
     txn.commit().await.expect("commit the tampering");
 }
 
-async fn count_rows<C: ConnectionTrait>(conn: &C, tenant: Option<Uuid>) -> i64 {
-    let sql = match tenant {
-        Some(t) => format!("select count(*) as n from audit_log where tenant_id = '{t}'"),
-        None => "select count(*) as n from audit_log".to_string(),
-    };
-    conn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
-        .await
-        .expect("count")
-        .expect("row")
-        .try_get("", "n")
-        .expect("bigint")
+/// Deletes rows 9 and 10 of the tenant's chain (of ten), with triggers off.
+async fn delete_the_tail(owner: &DatabaseConnection, tenant: Uuid) {
+    tamper_as_replica(
+        owner,
+        &format!("delete from audit_log where tenant_id = '{tenant}' and chain_seq in (9, 10)"),
+    )
+    .await;
 }
 
-fn assert_sqlstate(result: Result<impl std::fmt::Debug, DbErr>, code: &str, message_part: &str) {
-    let err = result.expect_err(&format!("expected SQLSTATE {code}"));
-    assert_eq!(sqlstate(&err).as_deref(), Some(code), "SQLSTATE of {err}");
-    assert!(
-        err.to_string().contains(message_part),
-        "{err:?} should mention {message_part:?}"
-    );
+async fn count_rows<C: ConnectionTrait>(conn: &C, tenant: Option<Uuid>) -> i64 {
+    let query = match tenant {
+        Some(t) => format!("select count(*) from audit_log where tenant_id = '{t}'"),
+        None => "select count(*) from audit_log".to_string(),
+    };
+    sql::count(conn, &query).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -201,10 +237,9 @@ fn assert_sqlstate(result: Result<impl std::fmt::Debug, DbErr>, code: &str, mess
 
 #[tokio::test]
 async fn update_delete_and_truncate_of_audit_log_are_refused_even_for_the_superuser_owner() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
+    let (_db, owner, tenant, _) = acme_chain(3).await;
     assert_eq!(
-        support::scalar(
+        sql::scalar(
             &owner,
             "select rolsuper from pg_roles where rolname = current_user"
         )
@@ -213,8 +248,6 @@ async fn update_delete_and_truncate_of_audit_log_are_refused_even_for_the_superu
         Some("true"),
         "the owner in this test is a superuser"
     );
-    let tenant = create_tenant(&owner, "acme").await;
-    write_chain(&owner, tenant, 3).await;
 
     for (sql, op) in [
         ("update audit_log set action = 'rewritten'", "UPDATE"),
@@ -227,8 +260,7 @@ async fn update_delete_and_truncate_of_audit_log_are_refused_even_for_the_superu
         ("truncate audit_log", "TRUNCATE"),
         ("truncate audit_log cascade", "TRUNCATE"),
     ] {
-        let err = owner.execute_unprepared(sql).await.expect_err(sql);
-        assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{sql}: {err}");
+        let err = expect_sqlstate(owner.execute_unprepared(sql).await, "42501", sql);
         assert!(
             err.to_string()
                 .contains(&format!("audit_log is append-only: {op} is refused")),
@@ -238,13 +270,12 @@ async fn update_delete_and_truncate_of_audit_log_are_refused_even_for_the_superu
 
     assert_eq!(count_rows(&owner, None).await, 3, "every row is still there");
     assert_eq!(
-        support::scalar(
+        sql::count(
             &owner,
             "select count(*) from audit_log where action like 'widget.update.%'"
         )
-        .await
-        .as_deref(),
-        Some("3"),
+        .await,
+        3,
         "no row was changed"
     );
     assert!(verify(&owner, tenant, None).await.is_intact());
@@ -252,7 +283,7 @@ async fn update_delete_and_truncate_of_audit_log_are_refused_even_for_the_superu
 
 #[tokio::test]
 async fn app_role_appends_and_reads_only_its_own_tenant_audit_rows_inside_a_tenant_transaction() {
-    let db = support::TestDb::new().await;
+    let db = TestDb::new().await;
     let owner = db.owner().await;
     let acme = create_tenant(&owner, "acme").await;
     let globex = create_tenant(&owner, "globex").await;
@@ -261,7 +292,7 @@ async fn app_role_appends_and_reads_only_its_own_tenant_audit_rows_inside_a_tena
 
     let app = db.app().await;
     assert_eq!(
-        support::scalar(&app, "select current_user").await.as_deref(),
+        sql::scalar(&app, "select current_user").await.as_deref(),
         Some("ultracore_app")
     );
 
@@ -278,9 +309,7 @@ async fn app_role_appends_and_reads_only_its_own_tenant_audit_rows_inside_a_tena
     );
 
     // Inside acme's transaction: append and read acme's rows only.
-    let txn = begin_tenant_transaction(&app, TenantScope::tenant(acme), Access::ReadWrite, 10_000)
-        .await
-        .expect("tenant transaction");
+    let txn = tenant_txn(&app, acme, Access::ReadWrite).await;
     let id = audit::record(&txn, acme, entry(2))
         .await
         .expect("the app role appends to its tenant's chain");
@@ -290,10 +319,7 @@ async fn app_role_appends_and_reads_only_its_own_tenant_audit_rows_inside_a_tena
         0,
         "acme sees none of globex's rows"
     );
-    let head = audit::chain_head(&txn, acme)
-        .await
-        .expect("head")
-        .expect("acme has a head");
+    let head = head_of(&txn, acme).await;
     assert_eq!((head.chain_seq, head.audit_id), (2, id));
     assert!(
         audit::chain_head(&txn, globex).await.expect("head").is_none(),
@@ -302,9 +328,7 @@ async fn app_role_appends_and_reads_only_its_own_tenant_audit_rows_inside_a_tena
     txn.commit().await.expect("commit");
 
     // Writing into another tenant's chain from acme's transaction is refused by RLS.
-    let txn = begin_tenant_transaction(&app, TenantScope::tenant(acme), Access::ReadWrite, 10_000)
-        .await
-        .expect("tenant transaction");
+    let txn = tenant_txn(&app, acme, Access::ReadWrite).await;
     assert_sqlstate(
         audit::record(&txn, globex, entry(3)).await,
         "42501",
@@ -318,24 +342,18 @@ async fn app_role_appends_and_reads_only_its_own_tenant_audit_rows_inside_a_tena
         "delete from audit_log",
         "truncate audit_log",
     ] {
-        let txn = begin_tenant_transaction(&app, TenantScope::tenant(acme), Access::ReadWrite, 10_000)
-            .await
-            .expect("tenant transaction");
+        let txn = tenant_txn(&app, acme, Access::ReadWrite).await;
         assert_sqlstate(txn.execute_unprepared(sql).await, "42501", "permission denied");
         txn.rollback().await.expect("rollback");
     }
 
     // A READ ONLY (query) transaction cannot append either.
-    let txn = begin_tenant_transaction(&app, TenantScope::tenant(acme), Access::ReadOnly, 10_000)
-        .await
-        .expect("tenant transaction");
+    let txn = tenant_txn(&app, acme, Access::ReadOnly).await;
     assert_sqlstate(audit::record(&txn, acme, entry(4)).await, "25006", "read-only");
     txn.rollback().await.expect("rollback");
 
     // globex reads its own two rows only.
-    let txn = begin_tenant_transaction(&app, TenantScope::tenant(globex), Access::ReadOnly, 10_000)
-        .await
-        .expect("tenant transaction");
+    let txn = tenant_txn(&app, globex, Access::ReadOnly).await;
     assert_eq!(count_rows(&txn, None).await, 2);
     txn.commit().await.expect("commit");
 
@@ -356,10 +374,7 @@ async fn app_role_appends_and_reads_only_its_own_tenant_audit_rows_inside_a_tena
 
 #[tokio::test]
 async fn verifier_accepts_an_untouched_chain_of_ten_rows() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    let ids = write_chain(&owner, tenant, 10).await;
+    let (_db, owner, tenant, ids) = acme_chain(10).await;
 
     let rows = assert_linked_chain(&owner, tenant, 10).await;
     assert_eq!(
@@ -379,10 +394,7 @@ async fn verifier_accepts_an_untouched_chain_of_ten_rows() {
         }
     );
 
-    let head = audit::chain_head(&owner, tenant)
-        .await
-        .expect("head")
-        .expect("a head");
+    let head = head_of(&owner, tenant).await;
     assert_eq!(head.tenant_id, tenant);
     assert_eq!(head.chain_seq, 10);
     assert_eq!(head.audit_id, ids[9]);
@@ -392,72 +404,36 @@ async fn verifier_accepts_an_untouched_chain_of_ten_rows() {
     assert_eq!(with_head.rows_checked, 10);
 }
 
-#[tokio::test]
-async fn verifier_names_row_4_after_its_action_is_edited() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    let ids = write_chain(&owner, tenant, 10).await;
-
+/// Edits row 4 of a chain of ten with `update audit_log set <set>` and returns what the
+/// verifier says, after asserting that it names row 4 as changed.
+async fn verify_after_editing_row_4(set: &str) -> Verification {
+    let (_db, owner, tenant, ids) = acme_chain(10).await;
     tamper_as_replica(
         &owner,
-        &format!(
-            "update audit_log set action = 'nothing.to.see' where tenant_id = '{tenant}' and chain_seq = 4"
-        ),
+        &format!("update audit_log set {set} where tenant_id = '{tenant}' and chain_seq = 4"),
     )
     .await;
-
     let result = verify(&owner, tenant, None).await;
-    assert_eq!(result.broken_audit_id, Some(ids[3]), "{result:?}");
-    assert_eq!(result.broken_seq, Some(4));
+    assert_broken(&result, 4, Some(ids[3]), "contents were changed");
+    result
+}
+
+#[tokio::test]
+async fn verifier_names_row_4_after_its_action_is_edited() {
+    let result = verify_after_editing_row_4("action = 'nothing.to.see'").await;
     assert_eq!(result.rows_checked, 3);
-    assert!(
-        result
-            .problem
-            .as_deref()
-            .unwrap_or_default()
-            .contains("contents were changed"),
-        "{result:?}"
-    );
 }
 
 #[tokio::test]
 async fn verifier_names_row_4_after_its_new_values_are_edited() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    let ids = write_chain(&owner, tenant, 10).await;
-
     // A change that keeps the JSON's meaning but one number: the kind of edit a
     // reader would not notice.
-    tamper_as_replica(
-        &owner,
-        &format!(
-            "update audit_log set new_values = jsonb_set(new_values, '{{n}}', '40') \
-              where tenant_id = '{tenant}' and chain_seq = 4"
-        ),
-    )
-    .await;
-
-    let result = verify(&owner, tenant, None).await;
-    assert_eq!(result.broken_audit_id, Some(ids[3]), "{result:?}");
-    assert_eq!(result.broken_seq, Some(4));
-    assert!(
-        result
-            .problem
-            .as_deref()
-            .unwrap_or_default()
-            .contains("contents were changed"),
-        "{result:?}"
-    );
+    verify_after_editing_row_4("new_values = jsonb_set(new_values, '{n}', '40')").await;
 }
 
 #[tokio::test]
 async fn verifier_names_row_6_after_middle_row_5_is_deleted() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    let ids = write_chain(&owner, tenant, 10).await;
+    let (_db, owner, tenant, ids) = acme_chain(10).await;
 
     tamper_with_triggers_disabled(
         &owner,
@@ -471,13 +447,8 @@ async fn verifier_names_row_6_after_middle_row_5_is_deleted() {
     );
 
     let result = verify(&owner, tenant, None).await;
-    assert_eq!(result.broken_audit_id, Some(ids[5]), "{result:?}");
-    assert_eq!(result.broken_seq, Some(6));
+    assert_broken(&result, 6, Some(ids[5]), "deleted");
     assert_eq!(result.rows_checked, 4);
-    assert!(
-        result.problem.as_deref().unwrap_or_default().contains("deleted"),
-        "{result:?}"
-    );
 
     // The triggers are back on: the owner is refused again.
     assert!(owner.execute_unprepared("delete from audit_log").await.is_err());
@@ -485,10 +456,7 @@ async fn verifier_names_row_6_after_middle_row_5_is_deleted() {
 
 #[tokio::test]
 async fn verifier_names_the_row_now_at_position_3_after_rows_3_and_4_are_swapped() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    let ids = write_chain(&owner, tenant, 10).await;
+    let (_db, owner, tenant, ids) = acme_chain(10).await;
 
     // Swap through a temporary position: (tenant_id, chain_seq) is unique.
     tamper_as_replica(
@@ -508,56 +476,26 @@ async fn verifier_names_the_row_now_at_position_3_after_rows_3_and_4_are_swapped
     assert_eq!((order[2], order[3]), (ids[3], ids[2]), "rows 3 and 4 are swapped");
 
     let result = verify(&owner, tenant, None).await;
-    assert_eq!(
-        result.broken_audit_id,
-        Some(ids[3]),
-        "the row now at position 3 (formerly 4): {result:?}"
-    );
-    assert_eq!(result.broken_seq, Some(3));
+    // The row now at position 3 (formerly 4).
+    assert_broken(&result, 3, Some(ids[3]), "reordered");
     assert_eq!(result.rows_checked, 2);
-    assert!(
-        result
-            .problem
-            .as_deref()
-            .unwrap_or_default()
-            .contains("reordered"),
-        "{result:?}"
-    );
 }
 
 #[tokio::test]
 async fn deleted_tail_is_caught_against_the_exported_head_and_only_with_it() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    write_chain(&owner, tenant, 10).await;
+    let (_db, owner, tenant, _) = acme_chain(10).await;
 
     // Export the head the way an operator would: to JSON, kept elsewhere.
-    let head = audit::chain_head(&owner, tenant)
-        .await
-        .expect("head")
-        .expect("a head");
+    let head = head_of(&owner, tenant).await;
     let exported: ChainHead =
         serde_json::from_str(&serde_json::to_string(&head).expect("serialize")).expect("deserialize");
     assert_eq!(exported, head);
 
-    tamper_as_replica(
-        &owner,
-        &format!("delete from audit_log where tenant_id = '{tenant}' and chain_seq in (9, 10)"),
-    )
-    .await;
+    delete_the_tail(&owner, tenant).await;
 
     let result = verify(&owner, tenant, Some(&exported)).await;
-    assert!(
-        result
-            .problem
-            .as_deref()
-            .unwrap_or_default()
-            .contains("the tail was deleted"),
-        "{result:?}"
-    );
-    assert_eq!(result.broken_seq, Some(9), "the first missing position");
-    assert_eq!(result.broken_audit_id, None, "the missing row no longer exists");
+    // Position 9 is the first missing one; the missing row no longer exists.
+    assert_broken(&result, 9, None, "the tail was deleted");
     assert_eq!(result.rows_checked, 8);
 
     // Without the exported head, the truncated chain is self-consistent: this is why the
@@ -569,20 +507,10 @@ async fn deleted_tail_is_caught_against_the_exported_head_and_only_with_it() {
 
 #[tokio::test]
 async fn a_rewritten_tail_that_reaches_the_exported_position_is_caught_by_the_exported_hash() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    write_chain(&owner, tenant, 10).await;
-    let head = audit::chain_head(&owner, tenant)
-        .await
-        .expect("head")
-        .expect("a head");
+    let (_db, owner, tenant, _) = acme_chain(10).await;
+    let head = head_of(&owner, tenant).await;
 
-    tamper_as_replica(
-        &owner,
-        &format!("delete from audit_log where tenant_id = '{tenant}' and chain_seq in (9, 10)"),
-    )
-    .await;
+    delete_the_tail(&owner, tenant).await;
     // Two fresh, properly chained rows take positions 9 and 10 again.
     write_chain(&owner, tenant, 2).await;
     assert_linked_chain(&owner, tenant, 10).await;
@@ -592,14 +520,7 @@ async fn a_rewritten_tail_that_reaches_the_exported_position_is_caught_by_the_ex
     );
 
     let result = verify(&owner, tenant, Some(&head)).await;
-    assert!(
-        result
-            .problem
-            .as_deref()
-            .unwrap_or_default()
-            .contains("rewritten"),
-        "{result:?}"
-    );
+    assert_problem(&result, "rewritten");
     assert_eq!(result.broken_seq, Some(10));
     assert!(
         result.broken_audit_id.is_some_and(|id| id != head.audit_id),
@@ -610,15 +531,6 @@ async fn a_rewritten_tail_that_reaches_the_exported_position_is_caught_by_the_ex
 // ---------------------------------------------------------------------------------------
 // Concurrency
 // ---------------------------------------------------------------------------------------
-
-async fn app_pool(db: &support::TestDb, size: u32) -> DatabaseConnection {
-    let mut options = ConnectOptions::new(db.app_url());
-    options
-        .max_connections(size)
-        .min_connections(0)
-        .sqlx_logging(false);
-    Database::connect(options).await.expect("app-role pool")
-}
 
 /// One append in its own tenant transaction on the app role's pool.
 async fn append_in_tenant_transaction(pool: DatabaseConnection, tenant: Uuid, i: usize) -> Uuid {
@@ -634,10 +546,8 @@ async fn append_in_tenant_transaction(pool: DatabaseConnection, tenant: Uuid, i:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn fifty_concurrent_appends_for_one_tenant_leave_one_unbroken_chain() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    let pool = app_pool(&db, 10).await;
+    let (db, owner, tenant, _) = acme_chain(0).await;
+    let pool = db.app_pool(10, 0).await;
 
     let tasks: Vec<_> = (1..=50)
         .map(|i| tokio::spawn(append_in_tenant_transaction(pool.clone(), tenant, i)))
@@ -668,7 +578,7 @@ async fn two_tenants_appending_concurrently_each_get_their_own_intact_chain_from
     let owner = db.owner().await;
     let acme = create_tenant(&owner, "acme").await;
     let globex = create_tenant(&owner, "globex").await;
-    let pool = app_pool(&db, 10).await;
+    let pool = db.app_pool(10, 0).await;
 
     let tasks: Vec<_> = (1..=60)
         .map(|i: usize| {
@@ -730,13 +640,11 @@ async fn check_under(owner: &DatabaseConnection, tenant: Uuid, settings: &str, e
     let txn = owner.begin().await.expect("begin");
     txn.execute_unprepared(settings).await.expect("settings");
     assert_eq!(
-        support::scalar(&txn, "current_setting('TimeZone')")
-            .await
-            .as_deref(),
+        sql::scalar(&txn, "current_setting('TimeZone')").await.as_deref(),
         Some(expected_timezone)
     );
     assert_eq!(
-        support::scalar(
+        sql::scalar(
             &txn,
             "select bool_and(row_hash = audit_log_row_hash(a)) from audit_log a"
         )
@@ -753,9 +661,7 @@ async fn check_under(owner: &DatabaseConnection, tenant: Uuid, settings: &str, e
 
 #[tokio::test]
 async fn rows_written_under_exotic_session_settings_hash_the_same_under_utc() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
+    let (_db, owner, tenant, _) = acme_chain(0).await;
     append_under(&owner, tenant, EXOTIC_SETTINGS, 1..=8).await;
     check_under(&owner, tenant, PLAIN_SETTINGS, "UTC").await;
     check_under(&owner, tenant, EXOTIC_SETTINGS, "Pacific/Chatham").await;
@@ -763,9 +669,7 @@ async fn rows_written_under_exotic_session_settings_hash_the_same_under_utc() {
 
 #[tokio::test]
 async fn rows_written_under_utc_hash_the_same_under_exotic_session_settings() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
+    let (_db, owner, tenant, _) = acme_chain(0).await;
     append_under(&owner, tenant, PLAIN_SETTINGS, 1..=4).await;
     // A chain mixing both: the link across the boundary must hold too.
     append_under(&owner, tenant, EXOTIC_SETTINGS, 5..=6).await;
@@ -780,10 +684,7 @@ async fn rows_written_under_utc_hash_the_same_under_exotic_session_settings() {
 
 #[tokio::test]
 async fn appends_under_repeatable_read_or_serializable_are_refused() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    write_chain(&owner, tenant, 1).await;
+    let (db, owner, tenant, _) = acme_chain(1).await;
 
     for level in [IsolationLevel::RepeatableRead, IsolationLevel::Serializable] {
         let txn = owner.begin_with_config(Some(level), None).await.expect("begin");
@@ -800,13 +701,7 @@ async fn appends_under_repeatable_read_or_serializable_are_refused() {
         .begin_with_config(Some(IsolationLevel::RepeatableRead), None)
         .await
         .expect("begin");
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "select set_config('app.tenant_id', $1, true)",
-        [tenant.to_string().into()],
-    ))
-    .await
-    .expect("set tenant");
+    sql::set_tenant_setting(&txn, &tenant.to_string()).await;
     assert_sqlstate(
         audit::record(&txn, tenant, entry(2)).await,
         "25000",
@@ -829,95 +724,45 @@ async fn appends_under_repeatable_read_or_serializable_are_refused() {
 // `ultracore audit head` / `ultracore audit verify`
 // ---------------------------------------------------------------------------------------
 
-/// The binary with only the given DATABASE_URL: no inherited ULTRACORE_* settings, no
-/// RUST_LOG, and a working directory without an ultracore.toml.
-fn ultracore(database_url: &str, dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ultracore"));
-    for (key, _) in std::env::vars_os() {
-        if key
-            .to_str()
-            .is_some_and(|k| k.starts_with("ULTRACORE_") || k == "RUST_LOG")
-        {
-            cmd.env_remove(&key);
-        }
+/// Runs `ultracore audit verify --tenant acme`, with `--head <head>` when given, and
+/// asserts that it exits with `code`.
+fn audit_verify(url: &str, dir: &Path, head: Option<&Path>, code: i32) -> Output {
+    let mut cmd = cli::ultracore_with_database(url, dir);
+    cmd.args(["audit", "verify", "--tenant", "acme"]);
+    if let Some(head) = head {
+        cmd.arg("--head").arg(head);
     }
-    cmd.env("DATABASE_URL", database_url)
-        .current_dir(dir)
-        .stdin(Stdio::null());
-    cmd
+    let out = cli::run(&mut cmd);
+    assert_eq!(out.status.code(), Some(code), "{}", cli::describe(&out));
+    out
 }
 
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run ultracore")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn printed_json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
 #[tokio::test]
 async fn audit_cli_exits_0_when_intact_and_3_with_json_naming_a_deleted_tail() {
-    let db = support::TestDb::new().await;
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    write_chain(&owner, tenant, 10).await;
-    let dir = TempDir::new("ultracore-audit-cli");
+    let (db, owner, tenant, _) = acme_chain(10).await;
+    let dir = support::TempDir::new("ultracore-audit-cli");
     let url = db.owner_url();
 
-    let out = run(ultracore(&url, &dir.0).args(["audit", "head", "--tenant", "acme"]));
-    assert!(out.status.success(), "{}", describe(&out));
+    let out =
+        cli::run(cli::ultracore_with_database(&url, dir.path()).args(["audit", "head", "--tenant", "acme"]));
+    assert!(out.status.success(), "{}", cli::describe(&out));
     let head: ChainHead = serde_json::from_slice(&out.stdout).expect("`audit head` prints a chain head");
-    assert_eq!(
-        head,
-        audit::chain_head(&owner, tenant)
-            .await
-            .expect("head")
-            .expect("a head")
-    );
+    assert_eq!(head, head_of(&owner, tenant).await);
     assert_eq!(head.chain_seq, 10);
-    let head_file = dir.0.join("head.json");
+    let head_file = dir.path().join("head.json");
     std::fs::write(&head_file, &out.stdout).expect("keep the head");
 
-    let out = run(ultracore(&url, &dir.0)
-        .args(["audit", "verify", "--tenant", "acme", "--head"])
-        .arg(&head_file));
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let json = printed_json(&audit_verify(&url, dir.path(), Some(&head_file), 0));
     assert_eq!(json["problem"], serde_json::Value::Null);
     assert_eq!(json["rows_checked"], 10);
 
-    tamper_as_replica(
-        &owner,
-        &format!("delete from audit_log where tenant_id = '{tenant}' and chain_seq in (9, 10)"),
-    )
-    .await;
+    delete_the_tail(&owner, tenant).await;
 
-    let out = run(ultracore(&url, &dir.0)
-        .args(["audit", "verify", "--tenant", "acme", "--head"])
-        .arg(&head_file));
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let json = printed_json(&audit_verify(&url, dir.path(), Some(&head_file), 3));
     assert!(
         json["problem"]
             .as_str()
@@ -930,8 +775,7 @@ async fn audit_cli_exits_0_when_intact_and_3_with_json_naming_a_deleted_tail() {
     assert_eq!(json["rows_checked"], 8);
 
     // Without the exported head the truncated chain looks whole.
-    let out = run(ultracore(&url, &dir.0).args(["audit", "verify", "--tenant", "acme"]));
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    audit_verify(&url, dir.path(), None, 0);
 
     // A middle edit is caught without any head, and the row is named.
     tamper_as_replica(
@@ -939,9 +783,7 @@ async fn audit_cli_exits_0_when_intact_and_3_with_json_naming_a_deleted_tail() {
         &format!("update audit_log set action = 'forged' where tenant_id = '{tenant}' and chain_seq = 2"),
     )
     .await;
-    let out = run(ultracore(&url, &dir.0).args(["audit", "verify", "--tenant", "acme"]));
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let json = printed_json(&audit_verify(&url, dir.path(), None, 3));
     assert_eq!(json["broken_seq"], 2);
     let second = chain_rows(&owner, tenant).await[1].audit_id;
     assert_eq!(json["broken_audit_id"], serde_json::json!(second.to_string()));
@@ -952,12 +794,10 @@ async fn audit_cli_exits_0_when_intact_and_3_with_json_naming_a_deleted_tail() {
 // ---------------------------------------------------------------------------------------
 
 /// A tenant with one row written by the owner, and the app role's connection.
-async fn one_row_chain(db: &support::TestDb) -> (DatabaseConnection, DatabaseConnection, Uuid) {
-    let owner = db.owner().await;
-    let tenant = create_tenant(&owner, "acme").await;
-    write_chain(&owner, tenant, 1).await;
+async fn one_row_chain() -> (TestDb, DatabaseConnection, DatabaseConnection, Uuid) {
+    let (db, owner, tenant, _) = acme_chain(1).await;
     let app = db.app().await;
-    (owner, app, tenant)
+    (db, owner, app, tenant)
 }
 
 /// Appends one row naming the real table explicitly, as any client may.
@@ -977,12 +817,9 @@ async fn insert_qualified<C: ConnectionTrait>(conn: &C, tenant: Uuid) -> Result<
 /// is resolved through the search path: the chain trigger must still read the real head.
 #[tokio::test]
 async fn an_app_session_cannot_misplace_a_row_by_shadowing_audit_log_with_a_temp_table() {
-    let db = support::TestDb::new().await;
-    let (owner, app, tenant) = one_row_chain(&db).await;
+    let (_db, owner, app, tenant) = one_row_chain().await;
 
-    let txn = begin_tenant_transaction(&app, TenantScope::tenant(tenant), Access::ReadWrite, 10_000)
-        .await
-        .expect("tenant transaction");
+    let txn = tenant_txn(&app, tenant, Access::ReadWrite).await;
     txn.execute_unprepared(
         "create temp table audit_log (tenant_id uuid, chain_seq bigint, row_hash bytea) on commit drop",
     )
@@ -1018,16 +855,10 @@ async fn an_app_session_cannot_misplace_a_row_by_shadowing_audit_log_with_a_temp
 /// The verifier must walk the real table, whatever the session's search path finds first.
 #[tokio::test]
 async fn the_verifier_walks_the_real_audit_log_even_when_a_temp_table_shadows_it() {
-    let db = support::TestDb::new().await;
-    let (owner, app, tenant) = one_row_chain(&db).await;
-    let head = audit::chain_head(&owner, tenant)
-        .await
-        .expect("head")
-        .expect("a head");
+    let (_db, owner, app, tenant) = one_row_chain().await;
+    let head = head_of(&owner, tenant).await;
 
-    let txn = begin_tenant_transaction(&app, TenantScope::tenant(tenant), Access::ReadWrite, 10_000)
-        .await
-        .expect("tenant transaction");
+    let txn = tenant_txn(&app, tenant, Access::ReadWrite).await;
     txn.execute_unprepared("create temp table audit_log (like public.audit_log) on commit drop")
         .await
         .expect("any role may create a temporary table");
@@ -1049,12 +880,9 @@ async fn the_verifier_walks_the_real_audit_log_even_when_a_temp_table_shadows_it
 /// PostgreSQL recommends to clients), as long as the table is named in full.
 #[tokio::test]
 async fn a_session_search_path_without_public_still_appends_to_the_chain() {
-    let db = support::TestDb::new().await;
-    let (owner, app, tenant) = one_row_chain(&db).await;
+    let (_db, owner, app, tenant) = one_row_chain().await;
 
-    let txn = begin_tenant_transaction(&app, TenantScope::tenant(tenant), Access::ReadWrite, 10_000)
-        .await
-        .expect("tenant transaction");
+    let txn = tenant_txn(&app, tenant, Access::ReadWrite).await;
     txn.execute_unprepared("set local search_path = pg_catalog")
         .await
         .expect("search_path");

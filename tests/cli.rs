@@ -4,75 +4,30 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use support::cli::{self, describe};
+use support::{TestDb, sql};
 use uuid::Uuid;
 
 /// A password zxcvbn rates "safely unguessable", unrelated to alice's name or email.
 const STRONG_PASSWORD: &str = "Velvet-quasar-orbit-71-drizzle";
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!("ultracore-cli-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
+/// The strong password as an operator types it: followed by one newline.
+fn strong_stdin() -> Vec<u8> {
+    format!("{STRONG_PASSWORD}\n").into_bytes()
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs the binary with `DATABASE_URL` (or none), nothing inherited from ULTRACORE_* or
-/// RUST_LOG, and `stdin` written to its standard input. The child may exit before reading
-/// all of stdin (it refuses early), so a broken pipe on our side is expected, not an error.
+/// Runs the binary in a fresh directory with `DATABASE_URL` (or none), nothing inherited
+/// from ULTRACORE_* or RUST_LOG, and `stdin` written to its standard input.
 fn ultracore(database_url: Option<&str>, args: &[&str], stdin: &[u8]) -> Output {
-    let dir = TempDir::new();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ultracore"));
-    for (key, _) in std::env::vars_os() {
-        if key
-            .to_str()
-            .is_some_and(|k| k.starts_with("ULTRACORE_") || k == "RUST_LOG" || k == "DATABASE_URL")
-        {
-            cmd.env_remove(&key);
-        }
-    }
+    let dir = support::TempDir::new("ultracore-cli");
+    let mut cmd = cli::ultracore(dir.path());
     if let Some(url) = database_url {
         cmd.env("DATABASE_URL", url);
     }
-    let mut child = cmd
-        .args(args)
-        .current_dir(&dir.0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ultracore");
-    let mut pipe = child.stdin.take().expect("stdin");
-    let input = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&input);
-        // Dropping the pipe closes it: the child sees end of input.
-    });
-    let out = child.wait_with_output().expect("wait for ultracore");
-    writer.join().expect("stdin writer");
-    out
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    cli::run_with_stdin(cmd.args(args), stdin)
 }
 
 /// Asserts success and returns the one UUID printed on stdout.
@@ -110,6 +65,18 @@ fn one_error_line(out: &Output) -> String {
     lines[0].to_string()
 }
 
+/// [`one_error_line`], which must also contain every one of `parts`.
+fn one_error_line_naming(out: &Output, parts: &[&str]) -> String {
+    let line = one_error_line(out);
+    for part in parts {
+        assert!(
+            line.contains(part),
+            "the error line should contain {part:?}: {line}"
+        );
+    }
+    line
+}
+
 fn tenant_create(url: &str, slug: &str, name: &str) -> Output {
     ultracore(
         Some(url),
@@ -119,7 +86,36 @@ fn tenant_create(url: &str, slug: &str, name: &str) -> Output {
     )
 }
 
-fn user_create(url: &str, tenant: &str, username: &str, email: &str, role: &str, stdin: &[u8]) -> Output {
+/// The arguments of `ultracore user create`.
+#[derive(Debug, Clone, Copy)]
+struct NewUser<'a> {
+    tenant: &'a str,
+    username: &'a str,
+    email: &'a str,
+    role: &'a str,
+}
+
+const ALICE: NewUser<'static> = NewUser {
+    tenant: "acme",
+    username: "alice",
+    email: "alice@acme.example",
+    role: "admin",
+};
+
+const BOB: NewUser<'static> = NewUser {
+    tenant: "acme",
+    username: "bob",
+    email: "bob@acme.example",
+    role: "officer",
+};
+
+fn user_create(url: &str, user: NewUser<'_>, stdin: &[u8]) -> Output {
+    let NewUser {
+        tenant,
+        username,
+        email,
+        role,
+    } = user;
     ultracore(
         Some(url),
         &[
@@ -138,28 +134,38 @@ fn user_create(url: &str, tenant: &str, username: &str, email: &str, role: &str,
     )
 }
 
+/// A database with tenant `acme` (created through the CLI).
+async fn with_acme() -> TestDb {
+    let db = TestDb::new().await;
+    printed_uuid(&tenant_create(&db.owner_url(), "acme", "Acme"));
+    db
+}
+
 /// A database with tenant `acme` and user `alice` (created through the CLI).
-async fn with_acme_and_alice() -> (support::TestDb, Uuid) {
-    let db = support::TestDb::new().await;
-    let url = db.owner_url();
-    printed_uuid(&tenant_create(&url, "acme", "Acme"));
-    let alice = printed_uuid(&user_create(
-        &url,
-        "acme",
-        "alice",
-        "alice@acme.example",
-        "admin",
-        format!("{STRONG_PASSWORD}\n").as_bytes(),
-    ));
+async fn with_acme_and_alice() -> (TestDb, Uuid) {
+    let db = with_acme().await;
+    let alice = printed_uuid(&user_create(&db.owner_url(), ALICE, &strong_stdin()));
     (db, alice)
 }
 
-async fn user_count(db: &support::TestDb) -> i64 {
-    let owner = db.owner().await;
-    support::scalar(&owner, "select count(*) from users")
-        .await
-        .and_then(|v| v.parse().ok())
-        .expect("count")
+/// Rows in `table`, counted as the owner.
+async fn rows(db: &TestDb, table: &str) -> i64 {
+    sql::count(&db.owner().await, &format!("select count(*) from {table}")).await
+}
+
+/// Asserts that `user create` of `user` with `stdin` is refused with one error line
+/// containing every one of `parts`, and that `users` users exist afterwards; returns the
+/// line.
+async fn user_create_refused(
+    db: &TestDb,
+    user: NewUser<'_>,
+    stdin: &[u8],
+    parts: &[&str],
+    users: i64,
+) -> String {
+    let line = one_error_line_naming(&user_create(&db.owner_url(), user, stdin), parts);
+    assert_eq!(rows(db, "users").await, users, "users after the refusal");
+    line
 }
 
 // ---------------------------------------------------------------------------------------
@@ -168,7 +174,7 @@ async fn user_count(db: &support::TestDb) -> i64 {
 
 #[tokio::test]
 async fn tenant_create_prints_the_new_tenant_id_and_exits_0() {
-    let db = support::TestDb::new().await;
+    let db = TestDb::new().await;
     let id = printed_uuid(&tenant_create(&db.owner_url(), "acme", "Acme"));
 
     let owner = db.owner().await;
@@ -185,7 +191,7 @@ async fn tenant_create_prints_the_new_tenant_id_and_exits_0() {
     assert_eq!(row.try_get::<String>("", "name").expect("name"), "Acme");
     assert_eq!(row.try_get::<String>("", "status").expect("status"), "active");
     assert_eq!(
-        support::scalar(
+        sql::scalar(
             &owner,
             &format!("select action from audit_log where tenant_id = '{id}' and chain_seq = 1")
         )
@@ -198,24 +204,17 @@ async fn tenant_create_prints_the_new_tenant_id_and_exits_0() {
 
 #[tokio::test]
 async fn tenant_create_with_a_taken_slug_fails_with_one_line_naming_the_slug() {
-    let db = support::TestDb::new().await;
-    let url = db.owner_url();
-    printed_uuid(&tenant_create(&url, "acme", "Acme"));
-
-    let line = one_error_line(&tenant_create(&url, "acme", "Acme Again"));
-    assert!(line.contains("acme") && line.contains("already exists"), "{line}");
-    let owner = db.owner().await;
-    assert_eq!(
-        support::scalar(&owner, "select count(*) from tenants")
-            .await
-            .as_deref(),
-        Some("1")
+    let db = with_acme().await;
+    one_error_line_naming(
+        &tenant_create(&db.owner_url(), "acme", "Acme Again"),
+        &["acme", "already exists"],
     );
+    assert_eq!(rows(&db, "tenants").await, 1);
 }
 
 #[tokio::test]
 async fn tenant_create_refuses_an_invalid_slug_with_one_line() {
-    let db = support::TestDb::new().await;
+    let db = TestDb::new().await;
     let url = db.owner_url();
     for slug in ["Bad Slug", "-acme", "acme-", "", "a_b"] {
         let line = one_error_line(&tenant_create(&url, slug, "Bad"));
@@ -224,13 +223,7 @@ async fn tenant_create_refuses_an_invalid_slug_with_one_line() {
             "{slug:?}: {line}"
         );
     }
-    let owner = db.owner().await;
-    assert_eq!(
-        support::scalar(&owner, "select count(*) from tenants")
-            .await
-            .as_deref(),
-        Some("0")
-    );
+    assert_eq!(rows(&db, "tenants").await, 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -263,7 +256,7 @@ async fn user_create_prints_the_user_id_and_stores_an_argon2id_hash() {
         "the password is not stored in clear"
     );
     assert_eq!(
-        support::scalar(
+        sql::scalar(
             &owner,
             &format!("select action from audit_log where entity_id = '{alice}'")
         )
@@ -273,13 +266,12 @@ async fn user_create_prints_the_user_id_and_stores_an_argon2id_hash() {
         "the creation is audited"
     );
     assert_eq!(
-        support::scalar(
+        sql::count(
             &owner,
             "select count(*) from audit_log where new_values::text like '%Velvet%'"
         )
-        .await
-        .as_deref(),
-        Some("0"),
+        .await,
+        0,
         "the audit entry carries no password"
     );
 }
@@ -292,9 +284,8 @@ async fn user_create_prints_the_user_id_and_stores_an_argon2id_hash() {
 /// the policy error reports the character count of exactly the password it received.
 #[tokio::test]
 async fn user_create_password_is_stdin_minus_exactly_one_trailing_newline() {
-    let db = support::TestDb::new().await;
+    let db = with_acme().await;
     let url = db.owner_url();
-    printed_uuid(&tenant_create(&url, "acme", "Acme"));
     for (stdin, chars) in [
         (&b"abcdef\n"[..], 6),   // the one trailing newline is dropped
         (&b"abcdef"[..], 6),     // no newline: nothing dropped
@@ -304,62 +295,50 @@ async fn user_create_password_is_stdin_minus_exactly_one_trailing_newline() {
         (&b"abcdef\r\n"[..], 7), // "\r" is kept: "\r\n" is not one newline
         (&b"abc\tde\n"[..], 6),  // inner whitespace is kept
     ] {
-        let out = user_create(&url, "acme", "bob", "bob@acme.example", "officer", stdin);
-        let line = one_error_line(&out);
+        let line = one_error_line(&user_create(&url, BOB, stdin));
         assert!(
             line.contains(&format!("the password has {chars} characters")),
             "stdin {:?} should give a {chars}-character password: {line}",
             String::from_utf8_lossy(stdin)
         );
     }
-    assert_eq!(user_count(&db).await, 0);
+    assert_eq!(rows(&db, "users").await, 0);
 
     // A strong password that ends in a space is accepted as it is.
     printed_uuid(&user_create(
         &url,
-        "acme",
-        "bob",
-        "bob@acme.example",
-        "officer",
+        BOB,
         format!("{STRONG_PASSWORD} \n").as_bytes(),
     ));
-    assert_eq!(user_count(&db).await, 1);
+    assert_eq!(rows(&db, "users").await, 1);
+}
+
+/// With alice in acme, `user create` of an officer `username` <`email`> in acme is
+/// refused with one error line containing every one of `parts`, and alice stays alone.
+async fn refused_beside_alice(username: &str, email: &str, parts: &[&str]) {
+    let (db, _) = with_acme_and_alice().await;
+    let user = NewUser {
+        username,
+        email,
+        role: "officer",
+        ..ALICE
+    };
+    user_create_refused(&db, user, &strong_stdin(), parts, 1).await;
 }
 
 #[tokio::test]
 async fn user_create_refuses_a_username_taken_in_another_case() {
-    let (db, _) = with_acme_and_alice().await;
-    let line = one_error_line(&user_create(
-        &db.owner_url(),
-        "acme",
-        "ALICE",
-        "other@acme.example",
-        "officer",
-        format!("{STRONG_PASSWORD}\n").as_bytes(),
-    ));
-    assert!(
-        line.contains("ALICE") && line.contains("already exists"),
-        "{line}"
-    );
-    assert_eq!(user_count(&db).await, 1);
+    refused_beside_alice("ALICE", "other@acme.example", &["ALICE", "already exists"]).await;
 }
 
 #[tokio::test]
 async fn user_create_refuses_an_email_taken_in_another_case() {
-    let (db, _) = with_acme_and_alice().await;
-    let line = one_error_line(&user_create(
-        &db.owner_url(),
-        "acme",
+    refused_beside_alice(
         "alice2",
         "Alice@ACME.example",
-        "officer",
-        format!("{STRONG_PASSWORD}\n").as_bytes(),
-    ));
-    assert!(
-        line.contains("Alice@ACME.example") && line.contains("already used"),
-        "{line}"
-    );
-    assert_eq!(user_count(&db).await, 1);
+        &["Alice@ACME.example", "already used"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -367,164 +346,107 @@ async fn the_same_username_is_free_in_another_tenant() {
     let (db, _) = with_acme_and_alice().await;
     let url = db.owner_url();
     printed_uuid(&tenant_create(&url, "globex", "Globex"));
-    printed_uuid(&user_create(
-        &url,
-        "globex",
-        "alice",
-        "alice@acme.example",
-        "customer",
-        format!("{STRONG_PASSWORD}\n").as_bytes(),
-    ));
-    assert_eq!(user_count(&db).await, 2);
+    let user = NewUser {
+        tenant: "globex",
+        role: "customer",
+        ..ALICE
+    };
+    printed_uuid(&user_create(&url, user, &strong_stdin()));
+    assert_eq!(rows(&db, "users").await, 2);
 }
 
 #[tokio::test]
 async fn user_create_refuses_a_weak_password() {
-    let db = support::TestDb::new().await;
-    let url = db.owner_url();
-    printed_uuid(&tenant_create(&url, "acme", "Acme"));
-    let line = one_error_line(&user_create(
-        &url,
-        "acme",
-        "alice",
-        "alice@acme.example",
-        "admin",
-        b"password1\n",
-    ));
-    assert!(line.contains("too easy to guess"), "{line}");
-    assert_eq!(user_count(&db).await, 0);
+    let db = with_acme().await;
+    user_create_refused(&db, ALICE, b"password1\n", &["too easy to guess"], 0).await;
 }
 
 #[tokio::test]
 async fn user_create_refuses_an_empty_password() {
-    let db = support::TestDb::new().await;
-    let url = db.owner_url();
-    printed_uuid(&tenant_create(&url, "acme", "Acme"));
+    let db = with_acme().await;
     for stdin in [&b""[..], &b"\n"[..]] {
-        let line = one_error_line(&user_create(
-            &url,
-            "acme",
-            "alice",
-            "alice@acme.example",
-            "admin",
-            stdin,
-        ));
-        assert!(line.contains("the password is empty"), "{line}");
+        user_create_refused(&db, ALICE, stdin, &["the password is empty"], 0).await;
     }
-    assert_eq!(user_count(&db).await, 0);
 }
 
 #[tokio::test]
 async fn user_create_refuses_a_one_megabyte_password() {
-    let db = support::TestDb::new().await;
-    let url = db.owner_url();
-    printed_uuid(&tenant_create(&url, "acme", "Acme"));
+    let db = with_acme().await;
     let huge = vec![b'x'; 1024 * 1024];
-    let line = one_error_line(&user_create(
-        &url,
-        "acme",
-        "alice",
-        "alice@acme.example",
-        "admin",
-        &huge,
-    ));
-    assert!(line.contains("longer than 128 characters"), "{line}");
+    let line = user_create_refused(&db, ALICE, &huge, &["longer than 128 characters"], 0).await;
     assert!(
         line.len() < 500,
         "the password is not echoed: {} bytes",
         line.len()
     );
-    assert_eq!(user_count(&db).await, 0);
 }
 
 #[tokio::test]
 async fn user_create_refuses_an_unknown_tenant_slug() {
-    let db = support::TestDb::new().await;
-    let line = one_error_line(&user_create(
-        &db.owner_url(),
-        "nosuch",
-        "alice",
-        "alice@acme.example",
-        "admin",
-        format!("{STRONG_PASSWORD}\n").as_bytes(),
-    ));
-    assert!(line.contains("nosuch"), "{line}");
-    assert_eq!(user_count(&db).await, 0);
+    let db = TestDb::new().await;
+    let user = NewUser {
+        tenant: "nosuch",
+        ..ALICE
+    };
+    user_create_refused(&db, user, &strong_stdin(), &["nosuch"], 0).await;
 }
 
 #[tokio::test]
 async fn user_create_refuses_an_unknown_role() {
-    let db = support::TestDb::new().await;
-    let url = db.owner_url();
-    printed_uuid(&tenant_create(&url, "acme", "Acme"));
-    let line = one_error_line(&user_create(
-        &url,
-        "acme",
-        "alice",
-        "alice@acme.example",
-        "root",
-        format!("{STRONG_PASSWORD}\n").as_bytes(),
-    ));
-    assert!(line.contains("unknown role") && line.contains("root"), "{line}");
-    assert_eq!(user_count(&db).await, 0);
+    let db = with_acme().await;
+    let user = NewUser {
+        role: "root",
+        ..ALICE
+    };
+    user_create_refused(&db, user, &strong_stdin(), &["unknown role", "root"], 0).await;
 }
 
 // ---------------------------------------------------------------------------------------
 // DATABASE_URL mistakes
 // ---------------------------------------------------------------------------------------
 
-fn strong_user_create(url: &str) -> Output {
-    user_create(
-        url,
-        "acme",
-        "alice",
-        "alice@acme.example",
-        "admin",
-        format!("{STRONG_PASSWORD}\n").as_bytes(),
-    )
+/// Asserts that `user create` of alice with a strong password and DATABASE_URL `url` is
+/// refused with one error line containing every one of `parts` and not `password`.
+fn database_url_refused(url: &str, parts: &[&str], password: Option<&str>) {
+    let line = one_error_line_naming(&user_create(url, ALICE, &strong_stdin()), parts);
+    if let Some(password) = password {
+        assert!(!line.contains(password), "no password in the message: {line}");
+    }
 }
 
 #[test]
 fn a_database_url_that_is_not_postgres_is_refused_with_one_line() {
-    let line = one_error_line(&strong_user_create(
+    database_url_refused(
         "mysql://root:secret@127.0.0.1:3306/ultracore",
-    ));
-    assert!(
-        line.contains("DATABASE_URL") && line.contains("postgres://"),
-        "{line}"
+        &["DATABASE_URL", "postgres://"],
+        Some("secret"),
     );
-    assert!(!line.contains("secret"), "no password in the message: {line}");
 }
 
 #[test]
 fn a_database_url_that_is_not_a_url_is_refused_with_one_line() {
-    let line = one_error_line(&strong_user_create("not a url"));
-    assert!(line.contains("DATABASE_URL"), "{line}");
+    database_url_refused("not a url", &["DATABASE_URL"], None);
 }
 
 #[test]
 fn a_database_url_pointing_at_a_closed_port_is_refused_with_one_line() {
-    let line = one_error_line(&strong_user_create(
+    database_url_refused(
         "postgres://postgres:secret@127.0.0.1:1/ultracore",
-    ));
-    assert!(
-        line.contains("cannot connect") && line.contains("127.0.0.1:1"),
-        "{line}"
+        &["cannot connect", "127.0.0.1:1"],
+        Some("secret"),
     );
-    assert!(!line.contains("secret"), "no password in the message: {line}");
 }
 
 #[tokio::test]
 async fn a_database_url_with_a_wrong_password_is_refused_with_one_line() {
-    let db = support::TestDb::new().await;
+    let db = TestDb::new().await;
     let mut url = url::Url::parse(&db.owner_url()).expect("url");
     url.set_password(Some("wrong-password-7f3a"))
         .expect("set password");
-    let line = one_error_line(&strong_user_create(url.as_str()));
-    assert!(line.contains("password authentication failed"), "{line}");
-    assert!(
-        !line.contains("wrong-password-7f3a"),
-        "no password in the message: {line}"
+    database_url_refused(
+        url.as_str(),
+        &["password authentication failed"],
+        Some("wrong-password-7f3a"),
     );
 }
 

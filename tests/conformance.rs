@@ -11,6 +11,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use support::{assert_no_findings, sql};
 
 const SEED: &str = include_str!("fixtures/seed-schema.md");
 
@@ -233,21 +234,6 @@ struct CatalogColumn {
     not_null: bool,
 }
 
-async fn public_tables(db: &DatabaseConnection) -> Vec<String> {
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "select c.relname::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace \
-             where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname <> 'seaql_migrations' \
-             order by 1",
-        ))
-        .await
-        .expect("list tables");
-    rows.iter()
-        .map(|r| r.try_get::<String>("", "name").expect("name"))
-        .collect()
-}
-
 /// Columns of a public table by name: type as format_type(atttypid, atttypmod), NOT NULL.
 async fn table_columns(db: &DatabaseConnection, table: &str) -> BTreeMap<String, CatalogColumn> {
     let rows = db
@@ -297,15 +283,6 @@ async fn public_indexes(db: &DatabaseConnection) -> BTreeMap<String, (String, St
             )
         })
         .collect()
-}
-
-fn assert_no_findings(what: &str, findings: &[String]) {
-    assert!(
-        findings.is_empty(),
-        "{what}: {} finding(s):\n  - {}",
-        findings.len(),
-        findings.join("\n  - ")
-    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -395,40 +372,53 @@ fn index_names_imply_the_columns_the_naming_rules_give() {
             .map(|i| (i.word, i.candidates))
             .collect()
     };
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    assert_eq!(
-        words("idx_threat_intel_indicator_type", "threat_intelligence", &intel),
-        vec![("indicator_type".into(), s(&["indicator_type"]))]
-    );
-    assert_eq!(
-        words("idx_threat_intel_active_expires", "threat_intelligence", &intel),
-        vec![
-            ("active".into(), s(&["is_active"])),
-            ("expires".into(), s(&["expires_at"]))
-        ]
-    );
-    assert_eq!(
-        words("idx_rate_limit_window", "rate_limit_entries", &rate),
-        vec![("window".into(), s(&["window_start", "window_end"]))]
-    );
-    assert_eq!(
-        words("idx_rate_limit_ip_endpoint", "rate_limit_entries", &rate),
-        vec![
-            ("ip".into(), s(&["ip_address"])),
-            ("endpoint".into(), s(&["endpoint"]))
-        ]
-    );
-    assert_eq!(
-        words("idx_audit_log_entity", "audit_log", &audit),
-        vec![("entity".into(), s(&["entity_type", "entity_id"]))]
-    );
-    assert_eq!(
-        words("idx_audit_log_tenant_timestamp", "audit_log", &audit),
-        vec![
-            ("tenant".into(), s(&["tenant_id"])),
-            ("timestamp".into(), s(&["timestamp"]))
-        ]
-    );
+    // (index, table, its columns, the (word, candidate columns) the name implies)
+    type Case<'a> = (&'a str, &'a str, &'a [String], &'a [(&'a str, &'a [&'a str])]);
+    let cases: [Case; 6] = [
+        (
+            "idx_threat_intel_indicator_type",
+            "threat_intelligence",
+            &intel,
+            &[("indicator_type", &["indicator_type"])],
+        ),
+        (
+            "idx_threat_intel_active_expires",
+            "threat_intelligence",
+            &intel,
+            &[("active", &["is_active"]), ("expires", &["expires_at"])],
+        ),
+        (
+            "idx_rate_limit_window",
+            "rate_limit_entries",
+            &rate,
+            &[("window", &["window_start", "window_end"])],
+        ),
+        (
+            "idx_rate_limit_ip_endpoint",
+            "rate_limit_entries",
+            &rate,
+            &[("ip", &["ip_address"]), ("endpoint", &["endpoint"])],
+        ),
+        (
+            "idx_audit_log_entity",
+            "audit_log",
+            &audit,
+            &[("entity", &["entity_type", "entity_id"])],
+        ),
+        (
+            "idx_audit_log_tenant_timestamp",
+            "audit_log",
+            &audit,
+            &[("tenant", &["tenant_id"]), ("timestamp", &["timestamp"])],
+        ),
+    ];
+    for (index, table, columns, expected) in cases {
+        let expected: Vec<(String, Vec<String>)> = expected
+            .iter()
+            .map(|(word, candidates)| (word.to_string(), cols(candidates)))
+            .collect();
+        assert_eq!(words(index, table, columns), expected, "{index}");
+    }
     assert!(mentions_word(r#"(tenant_id, "timestamp" DESC)"#, "timestamp"));
     assert!(!mentions_word("(user_id_hash)", "user_id"));
     assert_eq!(
@@ -442,7 +432,7 @@ async fn every_seed_table_and_column_exists_with_the_mapped_type() {
     let seed = parse_seed(SEED);
     let db = support::TestDb::new().await;
     let owner = db.owner().await;
-    let tables = public_tables(&owner).await;
+    let tables = sql::public_tables(&owner).await;
     let mut findings = Vec::new();
     for t in &seed {
         if !tables.contains(&t.name) {
@@ -528,7 +518,7 @@ async fn every_tenant_owned_table_has_a_not_null_uuid_tenant_id_except_threat_in
     let seed = parse_seed(SEED);
     let db = support::TestDb::new().await;
     let owner = db.owner().await;
-    let tables = public_tables(&owner).await;
+    let tables = sql::public_tables(&owner).await;
     let mut findings = Vec::new();
     for s in &seed {
         if !tables.contains(&s.name) {
@@ -599,18 +589,8 @@ async fn the_tenants_registry_has_its_designed_columns_and_a_unique_slug() {
             }
         }
     }
-    let count = |sql: &'static str| {
-        let owner = &owner;
-        async move {
-            let row = owner
-                .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
-                .await
-                .expect(sql)
-                .expect("one row");
-            row.try_get::<i64>("", "n").expect("n")
-        }
-    };
-    let pk = count(
+    let pk = sql::count(
+        &owner,
         "select count(*) as n from pg_index x \
          join pg_attribute a on a.attrelid = x.indrelid and a.attnum = x.indkey[0] \
          where x.indrelid = 'public.tenants'::regclass and x.indisprimary and x.indnkeyatts = 1 \
@@ -620,7 +600,8 @@ async fn the_tenants_registry_has_its_designed_columns_and_a_unique_slug() {
     if pk != 1 {
         findings.push("tenants.tenant_id is not the primary key".into());
     }
-    let unique_slug = count(
+    let unique_slug = sql::count(
+        &owner,
         "select count(*) as n from pg_index x \
          join pg_attribute a on a.attrelid = x.indrelid and a.attnum = x.indkey[0] \
          where x.indrelid = 'public.tenants'::regclass and x.indisunique and x.indnkeyatts = 1 \
@@ -633,17 +614,16 @@ async fn the_tenants_registry_has_its_designed_columns_and_a_unique_slug() {
     assert_no_findings("tenants registry", &findings);
 
     // And the uniqueness is real: a second tenant with the same slug is refused.
-    owner
-        .execute_unprepared("insert into tenants (slug, name) values ('same-slug', 'First')")
-        .await
-        .expect("first tenant");
-    let err = owner
-        .execute_unprepared("insert into tenants (slug, name) values ('same-slug', 'Second')")
-        .await
-        .expect_err("a second tenant with the same slug must be refused");
-    assert_eq!(
-        api::db::errors::sqlstate(&err).as_deref(),
-        Some("23505"),
-        "duplicate slug should be a unique violation: {err}"
+    sql::exec(
+        &owner,
+        "insert into tenants (slug, name) values ('same-slug', 'First')",
+    )
+    .await;
+    sql::expect_sqlstate(
+        owner
+            .execute_unprepared("insert into tenants (slug, name) values ('same-slug', 'Second')")
+            .await,
+        "23505",
+        "a second tenant with the same slug must be refused as a unique violation",
     );
 }

@@ -6,11 +6,12 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use support::cli::{describe, ultracore, ultracore_with_database};
 use uuid::Uuid;
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -87,6 +88,16 @@ impl Server {
             )
         })
     }
+
+    /// SIGTERM, and asserts a clean exit.
+    fn terminate_cleanly(&mut self) {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "serve exits cleanly on SIGTERM: {status}\n{}",
+            self.log()
+        );
+    }
 }
 
 impl Drop for Server {
@@ -138,22 +149,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The binary with none of the database variables the brief names, no inherited
-/// ULTRACORE_* or RUST_LOG, run from `cwd` (so no stray ultracore.toml is read).
-fn ultracore(cwd: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ultracore"));
-    for (key, _) in std::env::vars_os() {
-        if key
-            .to_str()
-            .is_some_and(|k| k.starts_with("ULTRACORE_") || k == "RUST_LOG" || k == "DATABASE_URL")
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.current_dir(cwd).stdin(Stdio::null());
-    cmd
-}
-
 /// Starts `ultracore serve --listen 127.0.0.1:<free port>` with output going to `log`.
 fn spawn_serve(mut cmd: Command, log: PathBuf) -> Server {
     let port = free_port();
@@ -166,6 +161,14 @@ fn spawn_serve(mut cmd: Command, log: PathBuf) -> Server {
         .spawn()
         .expect("spawn ultracore serve");
     Server { child, port, log }
+}
+
+/// Starts `ultracore serve` with the test database's owner URL as DATABASE_URL and the
+/// setting `name` = `value`, logging to serve.log in `dir`.
+fn spawn_serve_on(db: &support::TestDb, dir: &DataDir, name: &str, value: &str) -> Server {
+    let mut cmd = ultracore_with_database(&db.owner_url(), &dir.0);
+    cmd.env(name, value);
+    spawn_serve(cmd, dir.0.join("serve.log"))
 }
 
 /// Polls GET /healthz until it answers 200 (up to START_TIMEOUT), and checks the body.
@@ -193,13 +196,12 @@ async fn wait_healthy(server: &mut Server) {
     }
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+fn assert_pid_file_removed(data: &DataDir, server: &Server) {
+    assert!(
+        !data.pid_file().exists(),
+        "postmaster.pid is removed:\n{}",
+        server.log()
+    );
 }
 
 fn port_accepts(port: u16) -> bool {
@@ -230,13 +232,8 @@ async fn embedded_serve_creates_its_cluster_stops_on_sigterm_and_restarts_on_the
     assert!(process_alive(postmaster));
 
     // SIGTERM: clean exit, and the cluster it started is stopped.
-    let status = server.terminate();
-    assert!(status.success(), "exit status {status}:\n{}", server.log());
-    assert!(
-        !data.pid_file().exists(),
-        "postmaster.pid is removed:\n{}",
-        server.log()
-    );
+    server.terminate_cleanly();
+    assert_pid_file_removed(&data, &server);
     assert!(!process_alive(postmaster), "the postmaster is gone");
     assert!(
         !port_accepts(pg_port),
@@ -282,13 +279,8 @@ async fn embedded_serve_creates_its_cluster_stops_on_sigterm_and_restarts_on_the
     assert!(data.postmaster().is_some(), "the server's cluster keeps running");
     wait_healthy(&mut server).await;
 
-    let status = server.terminate();
-    assert!(status.success(), "exit status {status}:\n{}", server.log());
-    assert!(
-        !data.pid_file().exists(),
-        "postmaster.pid is removed:\n{}",
-        server.log()
-    );
+    server.terminate_cleanly();
+    assert_pid_file_removed(&data, &server);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -299,10 +291,7 @@ async fn embedded_serve_creates_its_cluster_stops_on_sigterm_and_restarts_on_the
 async fn serve_refuses_a_superuser_app_role_with_one_line_naming_it() {
     let db = support::TestDb::new().await;
     let dir = DataDir::new();
-    let mut cmd = ultracore(&dir.0);
-    cmd.env("DATABASE_URL", db.owner_url())
-        .env("ULTRACORE_APP_DATABASE_URL", db.owner_url());
-    let mut server = spawn_serve(cmd, dir.0.join("serve.log"));
+    let mut server = spawn_serve_on(&db, &dir, "ULTRACORE_APP_DATABASE_URL", &db.owner_url());
 
     let status = wait_for_exit(&mut server.child, START_TIMEOUT)
         .unwrap_or_else(|| panic!("serve kept running with a superuser app role:\n{}", server.log()));
@@ -336,26 +325,18 @@ async fn serve_refuses_a_superuser_app_role_with_one_line_naming_it() {
 async fn serve_with_the_app_role_url_answers_healthz_and_stops_on_sigterm() {
     let db = support::TestDb::new().await;
     let dir = DataDir::new();
-    let mut cmd = ultracore(&dir.0);
-    cmd.env("DATABASE_URL", db.owner_url())
-        .env("ULTRACORE_APP_DATABASE_URL", db.app_url());
-    let mut server = spawn_serve(cmd, dir.0.join("serve.log"));
+    let mut server = spawn_serve_on(&db, &dir, "ULTRACORE_APP_DATABASE_URL", &db.app_url());
     wait_healthy(&mut server).await;
-    let status = server.terminate();
-    assert!(status.success(), "exit status {status}:\n{}", server.log());
+    server.terminate_cleanly();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_derives_the_app_role_url_from_database_url_and_the_app_password() {
     let db = support::TestDb::new().await;
     let dir = DataDir::new();
-    let mut cmd = ultracore(&dir.0);
-    cmd.env("DATABASE_URL", db.owner_url())
-        .env("ULTRACORE_APP_DB_PASSWORD", support::APP_PASSWORD);
-    let mut server = spawn_serve(cmd, dir.0.join("serve.log"));
+    let mut server = spawn_serve_on(&db, &dir, "ULTRACORE_APP_DB_PASSWORD", support::APP_PASSWORD);
     wait_healthy(&mut server).await;
-    let status = server.terminate();
-    assert!(status.success(), "exit status {status}:\n{}", server.log());
+    server.terminate_cleanly();
 }
 
 /// An orchestrator may stop the gateway while it is still starting (first start runs
@@ -402,11 +383,7 @@ async fn sigterm_during_embedded_startup_still_stops_the_cluster() {
         "serve exited ({status}) but left its postmaster {postmaster} running:\n{}",
         server.log()
     );
-    assert!(
-        !data.pid_file().exists(),
-        "postmaster.pid is removed:\n{}",
-        server.log()
-    );
+    assert_pid_file_removed(&data, &server);
 }
 
 /// As root, the embedded cluster runs as the `postgres` OS user; as anyone else, as that
@@ -477,11 +454,6 @@ async fn embedded_serve_works_as_an_ordinary_user() {
         "PostgreSQL runs as the user who ran serve"
     );
 
-    let status = server.terminate();
-    assert!(
-        status.success(),
-        "serve exits cleanly on SIGTERM: {status}\n{}",
-        server.log()
-    );
+    server.terminate_cleanly();
     assert!(!process_alive(postmaster), "the postmaster stopped with serve");
 }

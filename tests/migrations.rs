@@ -3,11 +3,12 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
+use support::sql::{self, count};
+use support::{TempDir, cli};
 
 /// Every table the migrations create.
 const TABLES: [&str; 11] = [
@@ -37,34 +38,8 @@ const MIGRATIONS: [&str; 10] = [
     "0010_row_level_security",
 ];
 
-async fn strings<C: ConnectionTrait>(conn: &C, sql: &str) -> Vec<String> {
-    conn.query_all_raw(Statement::from_string(DbBackend::Postgres, sql.to_string()))
-        .await
-        .expect(sql)
-        .into_iter()
-        .map(|r| r.try_get::<String>("", "v").expect("text column v"))
-        .collect()
-}
-
-async fn count<C: ConnectionTrait>(conn: &C, sql: &str) -> i64 {
-    support::scalar(conn, sql)
-        .await
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{sql} gave no number"))
-}
-
-async fn our_tables(owner: &DatabaseConnection) -> Vec<String> {
-    strings(
-        owner,
-        "select c.relname::text as v from pg_class c join pg_namespace n on n.oid = c.relnamespace \
-          where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname <> 'seaql_migrations' \
-          order by 1",
-    )
-    .await
-}
-
 async fn our_functions(owner: &DatabaseConnection) -> Vec<String> {
-    strings(
+    sql::strings(
         owner,
         "select p.proname::text as v from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
           where n.nspname = 'public' and (p.proname like 'ultracore\\_%' or p.proname like 'audit\\_%') \
@@ -81,6 +56,14 @@ async fn idx_index_count(owner: &DatabaseConnection) -> i64 {
     .await
 }
 
+async fn policy_count(owner: &DatabaseConnection) -> i64 {
+    count(
+        owner,
+        "select count(*) from pg_policies where schemaname = 'public'",
+    )
+    .await
+}
+
 async fn app_table_privileges(owner: &DatabaseConnection) -> i64 {
     count(
         owner,
@@ -93,7 +76,7 @@ async fn app_table_privileges(owner: &DatabaseConnection) -> i64 {
 /// Asserts the complete schema is there: tables, indexes, RLS forced with its policies,
 /// the audit triggers, and the app role's grants.
 async fn assert_fully_migrated(owner: &DatabaseConnection) {
-    assert_eq!(our_tables(owner).await, TABLES.map(String::from).to_vec());
+    assert_eq!(sql::public_tables(owner).await, TABLES.map(String::from).to_vec());
     assert_eq!(idx_index_count(owner).await, 57, "every idx_ index exists");
     assert_eq!(
         count(
@@ -107,11 +90,7 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
         "RLS is enabled and forced on every table"
     );
     assert_eq!(
-        count(
-            owner,
-            "select count(*) from pg_policies where schemaname = 'public'"
-        )
-        .await,
+        policy_count(owner).await,
         15,
         "10 tenant_isolation + tenant_resolver_lookup + 4 threat_intelligence policies"
     );
@@ -143,7 +122,7 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
         ("tenants", "INSERT", false),
     ] {
         assert_eq!(
-            support::scalar(
+            sql::scalar(
                 owner,
                 &format!("select has_table_privilege('ultracore_app', '{table}', '{privilege}')")
             )
@@ -166,7 +145,7 @@ async fn migrator_down_removes_everything_but_the_role_and_up_restores_it() {
         .expect("roll back every migration");
 
     assert_eq!(
-        our_tables(&owner).await,
+        sql::public_tables(&owner).await,
         Vec::<String>::new(),
         "no table of ours remains"
     );
@@ -176,21 +155,14 @@ async fn migrator_down_removes_everything_but_the_role_and_up_restores_it() {
         "no ultracore_/audit_ function remains"
     );
     assert_eq!(idx_index_count(&owner).await, 0);
-    assert_eq!(
-        count(
-            &owner,
-            "select count(*) from pg_policies where schemaname = 'public'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(policy_count(&owner).await, 0);
     assert_eq!(
         count(&owner, "select count(*) from seaql_migrations").await,
         0,
         "no migration is recorded as applied"
     );
     assert_eq!(
-        support::scalar(
+        sql::scalar(
             &owner,
             "select rolname from pg_roles where rolname = 'ultracore_app'"
         )
@@ -205,7 +177,7 @@ async fn migrator_down_removes_everything_but_the_role_and_up_restores_it() {
         "the role keeps no table privilege here"
     );
     assert_eq!(
-        support::scalar(
+        sql::scalar(
             &owner,
             "select rolsuper or rolbypassrls from pg_roles where rolname = 'ultracore_app'"
         )
@@ -221,72 +193,26 @@ async fn migrator_down_removes_everything_but_the_role_and_up_restores_it() {
     assert_eq!(count(&owner, "select count(*) from seaql_migrations").await, 10);
 
     // RLS works again for the serving role: a row the owner wrote is invisible without a tenant.
-    owner
-        .execute_unprepared("insert into tenants (slug, name) values ('acme', 'Acme')")
-        .await
-        .expect("insert a tenant");
+    sql::exec(&owner, "insert into tenants (slug, name) values ('acme', 'Acme')").await;
     let app = db.app().await;
-    assert_eq!(
-        support::scalar(&app, "select count(*) from tenants")
-            .await
-            .as_deref(),
-        Some("0")
-    );
+    assert_eq!(count(&app, "select count(*) from tenants").await, 0);
 }
 
 // ---------------------------------------------------------------------------------------
 // The binary
 // ---------------------------------------------------------------------------------------
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn ultracore(database_url: &str, dir: &std::path::Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ultracore"));
-    for (key, _) in std::env::vars_os() {
-        if key
-            .to_str()
-            .is_some_and(|k| k.starts_with("ULTRACORE_") || k == "RUST_LOG")
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("DATABASE_URL", database_url)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .args(args)
-        .output()
-        .expect("run ultracore")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// Runs `ultracore migrate <args>` against `url` from `dir`, asserts that it succeeded and
+/// returns its stdout.
+fn migrate(url: &str, dir: &Path, args: &[&str]) -> String {
+    let out = cli::run(cli::ultracore_with_database(url, dir).arg("migrate").args(args));
+    assert!(out.status.success(), "{}", cli::describe(&out));
+    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 /// Runs `ultracore migrate status` and returns (state, name) per line.
-fn status(url: &str, dir: &std::path::Path) -> Vec<(String, String)> {
-    let out = ultracore(url, dir, &["migrate", "status"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
+fn status(url: &str, dir: &Path) -> Vec<(String, String)> {
+    migrate(url, dir, &["status"])
         .lines()
         .map(|line| {
             let mut parts = line.split_whitespace();
@@ -315,41 +241,36 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     let url = db.owner_url();
     let dir = TempDir::new("ultracore-migrate-cli");
 
-    assert_eq!(status(&url, &dir.0), expected_status(10), "all 10 applied");
+    assert_eq!(status(&url, dir.path()), expected_status(10), "all 10 applied");
 
-    let out = ultracore(&url, &dir.0, &["migrate", "down", "2"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(status(&url, &dir.0), expected_status(8), "the last 2 are pending");
+    migrate(&url, dir.path(), &["down", "2"]);
+    assert_eq!(
+        status(&url, dir.path()),
+        expected_status(8),
+        "the last 2 are pending"
+    );
     assert_eq!(
         app_table_privileges(&owner).await,
         0,
         "0009 rolled back: no grants"
     );
+    assert_eq!(policy_count(&owner).await, 0);
     assert_eq!(
-        count(
-            &owner,
-            "select count(*) from pg_policies where schemaname = 'public'"
-        )
-        .await,
-        0
+        sql::public_tables(&owner).await.len(),
+        11,
+        "0001..0008 still applied"
     );
-    assert_eq!(our_tables(&owner).await.len(), 11, "0001..0008 still applied");
 
-    let out = ultracore(&url, &dir.0, &["migrate", "up"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(status(&url, &dir.0), expected_status(10));
+    migrate(&url, dir.path(), &["up"]);
+    assert_eq!(status(&url, dir.path()), expected_status(10));
     assert_fully_migrated(&owner).await;
 
     // Data written before `migrate fresh` is gone after it.
-    owner
-        .execute_unprepared("insert into tenants (slug, name) values ('acme', 'Acme')")
-        .await
-        .expect("insert a tenant");
+    sql::exec(&owner, "insert into tenants (slug, name) values ('acme', 'Acme')").await;
     assert_eq!(count(&owner, "select count(*) from tenants").await, 1);
 
-    let out = ultracore(&url, &dir.0, &["migrate", "fresh"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(status(&url, &dir.0), expected_status(10));
+    migrate(&url, dir.path(), &["fresh"]);
+    assert_eq!(status(&url, dir.path()), expected_status(10));
     assert_fully_migrated(&owner).await;
     assert_eq!(
         count(&owner, "select count(*) from tenants").await,
@@ -359,10 +280,5 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
 
     // The serving role works on the fresh schema.
     let app = db.app().await;
-    assert_eq!(
-        support::scalar(&app, "select count(*) from users")
-            .await
-            .as_deref(),
-        Some("0")
-    );
+    assert_eq!(count(&app, "select count(*) from users").await, 0);
 }

@@ -13,9 +13,10 @@ mod support;
 use api::db::errors::sqlstate;
 use api::db::{Access, TenantScope, begin_tenant_transaction};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    QueryResult, RuntimeErr, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult, RuntimeErr,
+    Statement, TransactionTrait, Value,
 };
+use support::{assert_no_findings, sql};
 use uuid::Uuid;
 
 /// An argon2id PHC string the users table accepts.
@@ -141,29 +142,13 @@ impl Catalog {
     }
 }
 
-/// Tables of schema public that RLS must cover: relkind r or p, all but seaql_migrations.
-async fn catalog_tables(owner: &DatabaseConnection) -> Vec<String> {
-    all(
-        owner,
-        "select c.relname::text as v from pg_class c join pg_namespace n on n.oid = c.relnamespace \
-         where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname <> 'seaql_migrations' \
-         order by 1",
-        vec![],
-    )
-    .await
-    .expect("list tables")
-    .iter()
-    .map(|r| r.try_get::<String>("", "v").expect("v"))
-    .collect()
-}
-
 /// A fresh database with tenants A and B, a user each, one row per table per tenant and
 /// one global threat-intelligence row, all written as the owner.
 async fn world() -> World {
     let db = support::TestDb::new().await;
     let owner = db.owner().await;
     let app = db.app().await;
-    let tables = catalog_tables(&owner).await;
+    let tables = sql::public_tables(&owner).await;
     for needed in ["tenants", "users"] {
         assert!(
             tables.iter().any(|t| t == needed),
@@ -230,14 +215,46 @@ async fn count<C: ConnectionTrait>(c: &C, sql: &str, values: Vec<Value>) -> Resu
 
 /// A tenant transaction of `t` on the app pool, read-write.
 async fn as_tenant(app: &DatabaseConnection, t: Tenant) -> DatabaseTransaction {
-    begin_tenant_transaction(
-        app,
-        TenantScope::user(t.id, t.user),
-        Access::ReadWrite,
-        STATEMENT_TIMEOUT_MS,
+    tenant_transaction(app, t, Access::ReadWrite).await
+}
+
+/// A tenant transaction of `t` on the app pool, read-only (as a query runs).
+async fn as_tenant_read_only(app: &DatabaseConnection, t: Tenant) -> DatabaseTransaction {
+    tenant_transaction(app, t, Access::ReadOnly).await
+}
+
+async fn tenant_transaction(app: &DatabaseConnection, t: Tenant, access: Access) -> DatabaseTransaction {
+    begin_tenant_transaction(app, TenantScope::user(t.id, t.user), access, STATEMENT_TIMEOUT_MS)
+        .await
+        .expect("begin tenant transaction")
+}
+
+/// (user_id, tenant_id) of every user `conn` sees.
+async fn visible_users<C: ConnectionTrait>(conn: &C) -> Vec<(String, String)> {
+    all(
+        conn,
+        "select user_id::text as u, tenant_id::text as t from users",
+        vec![],
     )
     .await
-    .expect("begin tenant transaction")
+    .expect("users")
+    .iter()
+    .map(|r| {
+        (
+            r.try_get::<String>("", "u").expect("u"),
+            r.try_get::<String>("", "t").expect("t"),
+        )
+    })
+    .collect()
+}
+
+/// Records a finding for `table` unless `rows`, the count a SELECT gave `when` ..., is 0.
+fn expect_zero_rows(findings: &mut Vec<String>, table: &str, when: &str, rows: Result<i64, DbErr>) {
+    match rows {
+        Ok(0) => {}
+        Ok(n) => findings.push(format!("{table}: {when}, SELECT sees {n} rows")),
+        Err(e) => findings.push(format!("{table}: {when}, SELECT failed: {e}")),
+    }
 }
 
 /// What happened to one attempted write.
@@ -290,10 +307,7 @@ async fn attempt(app: &DatabaseConnection, t: Tenant, sql: &str, commit: bool) -
 /// Count and md5 of the text of a tenant's rows of `table` (None: the global rows), read
 /// as the owner: equal fingerprints mean byte-for-byte equal rows.
 async fn fingerprint(owner: &DatabaseConnection, table: &str, tenant: Option<Uuid>) -> (i64, String) {
-    let filter = match tenant {
-        Some(t) => format!("t.tenant_id = '{t}'::uuid"),
-        None => "t.tenant_id is null".into(),
-    };
+    let filter = tenant_filter(tenant);
     let row = one(
         owner,
         &format!(
@@ -307,6 +321,34 @@ async fn fingerprint(owner: &DatabaseConnection, table: &str, tenant: Option<Uui
     (
         row.try_get::<i64>("", "n").expect("n"),
         row.try_get::<String>("", "h").expect("h"),
+    )
+}
+
+/// A condition on `t.tenant_id` that selects a tenant's rows (None: the global rows).
+fn tenant_filter(tenant: Option<Uuid>) -> String {
+    match tenant {
+        Some(t) => format!("t.tenant_id = '{t}'::uuid"),
+        None => "t.tenant_id is null".into(),
+    }
+}
+
+/// (indicator_type, indicator_value) of the threat-intelligence row of `tenant` (None: the
+/// global row), read as the owner.
+async fn indicator(owner: &DatabaseConnection, tenant: Option<Uuid>) -> (String, String) {
+    let row = one(
+        owner,
+        &format!(
+            "select indicator_type::text as ty, indicator_value::text as val from threat_intelligence t \
+             where {}",
+            tenant_filter(tenant)
+        ),
+        vec![],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the indicator of {tenant:?}: {e}"));
+    (
+        row.try_get::<String>("", "ty").expect("ty"),
+        row.try_get::<String>("", "val").expect("val"),
     )
 }
 
@@ -356,15 +398,6 @@ async fn app_has_privilege(owner: &DatabaseConnection, table: &str, privilege: &
     .expect("v")
 }
 
-fn assert_no_findings(what: &str, findings: &[String]) {
-    assert!(
-        findings.is_empty(),
-        "{what}: {} finding(s):\n  - {}",
-        findings.len(),
-        findings.join("\n  - ")
-    );
-}
-
 /// Replaces every UUID in `text` by `<uuid>`.
 fn mask_uuids(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -410,7 +443,7 @@ async fn every_table_enables_and_forces_row_level_security_and_has_a_policy() {
     // Catalog only, no fixtures needed: a new table without a policy fails here on its own.
     let w = Catalog::new().await;
     let mut findings = Vec::new();
-    for table in &catalog_tables(&w.owner).await {
+    for table in &sql::public_tables(&w.owner).await {
         let row = one(
             &w.owner,
             "select c.relrowsecurity as enabled, c.relforcerowsecurity as forced, \
@@ -527,14 +560,7 @@ async fn a_tenant_reads_only_its_own_rows_and_global_intel_in_every_table() {
             0
         };
         assert!(own >= 1, "{table}: the fixture gave tenant A no row");
-        let txn = begin_tenant_transaction(
-            &w.app,
-            TenantScope::user(w.a.id, w.a.user),
-            Access::ReadOnly,
-            STATEMENT_TIMEOUT_MS,
-        )
-        .await
-        .expect("begin");
+        let txn = as_tenant_read_only(&w.app, w.a).await;
         let rows = all(&txn, &format!("select tenant_id::text as v from {table}"), vec![])
             .await
             .unwrap_or_else(|e| panic!("{table}: select as tenant A failed: {e}"));
@@ -594,20 +620,10 @@ async fn a_tenant_reads_only_its_own_rows_and_global_intel_in_every_table() {
 async fn an_unset_or_empty_tenant_setting_reads_zero_rows_in_every_table() {
     let w = world().await;
     // A connection of its own on which app.tenant_id has never been set.
-    let mut options = ConnectOptions::new(w.db.app_url());
-    options.max_connections(1).min_connections(1).sqlx_logging(false);
-    let fresh = Database::connect(options).await.expect("connect");
-    let setting = one(
-        &fresh,
-        "select current_setting('app.tenant_id', true) as v",
-        vec![],
-    )
-    .await
-    .expect("current_setting")
-    .try_get::<Option<String>>("", "v")
-    .expect("v");
+    let fresh = w.db.app_pool(1, 1).await;
     assert_eq!(
-        setting, None,
+        setting_outside_transactions(&fresh).await,
+        None,
         "app.tenant_id should never have been set on a fresh connection"
     );
 
@@ -615,56 +631,31 @@ async fn an_unset_or_empty_tenant_setting_reads_zero_rows_in_every_table() {
     // Never set: a plain transaction (all tables first, while the setting is still unset).
     for table in &w.tables {
         let txn = fresh.begin().await.expect("begin");
-        match count(&txn, &format!("select count(*) as n from {table}"), vec![]).await {
-            Ok(0) => {}
-            Ok(n) => findings.push(format!(
-                "{table}: with app.tenant_id never set, SELECT sees {n} rows"
-            )),
-            Err(e) => findings.push(format!(
-                "{table}: with app.tenant_id never set, SELECT failed: {e}"
-            )),
-        }
+        let rows = count(&txn, &format!("select count(*) as n from {table}"), vec![]).await;
+        expect_zero_rows(&mut findings, table, "with app.tenant_id never set", rows);
         txn.rollback().await.expect("rollback");
     }
-    let setting = one(
-        &fresh,
-        "select current_setting('app.tenant_id', true) as v",
-        vec![],
-    )
-    .await
-    .expect("current_setting")
-    .try_get::<Option<String>>("", "v")
-    .expect("v");
     assert_eq!(
-        setting, None,
+        setting_outside_transactions(&fresh).await,
+        None,
         "app.tenant_id should still be unset after the plain transactions"
     );
     for table in &w.tables {
-        let sql = format!("select count(*) as n from {table}");
+        let select = format!("select count(*) as n from {table}");
         // Set to '' for the transaction.
         let txn = fresh.begin().await.expect("begin");
-        txn.execute_raw(stmt(
-            "select set_config('app.tenant_id', $1, true)",
-            vec!["".into()],
-        ))
-        .await
-        .expect("set_config");
-        match count(&txn, &sql, vec![]).await {
-            Ok(0) => {}
-            Ok(n) => findings.push(format!("{table}: with app.tenant_id = '', SELECT sees {n} rows")),
-            Err(e) => findings.push(format!("{table}: with app.tenant_id = '', SELECT failed: {e}")),
-        }
+        sql::set_tenant_setting(&txn, "").await;
+        let rows = count(&txn, &select, vec![]).await;
+        expect_zero_rows(&mut findings, table, "with app.tenant_id = ''", rows);
         txn.rollback().await.expect("rollback");
         // Outside any transaction, after one that set it locally: ''.
-        match count(&fresh, &sql, vec![]).await {
-            Ok(0) => {}
-            Ok(n) => findings.push(format!(
-                "{table}: outside a transaction, after a local setting ended, SELECT sees {n} rows"
-            )),
-            Err(e) => findings.push(format!(
-                "{table}: outside a transaction, after a local setting ended, SELECT failed: {e}"
-            )),
-        }
+        let rows = count(&fresh, &select, vec![]).await;
+        expect_zero_rows(
+            &mut findings,
+            table,
+            "outside a transaction, after a local setting ended",
+            rows,
+        );
     }
     assert_no_findings("no tenant set", &findings);
 }
@@ -675,12 +666,7 @@ async fn a_malformed_tenant_setting_errors_or_reads_zero_rows_never_another_tena
     let mut findings = Vec::new();
     for table in &w.tables {
         let txn = w.app.begin().await.expect("begin");
-        txn.execute_raw(stmt(
-            "select set_config('app.tenant_id', $1, true)",
-            vec!["not-a-uuid".into()],
-        ))
-        .await
-        .expect("set_config");
+        sql::set_tenant_setting(&txn, "not-a-uuid").await;
         match all(&txn, &format!("select tenant_id::text as v from {table}"), vec![]).await {
             Ok(rows) if rows.is_empty() => {}
             Ok(rows) => {
@@ -797,18 +783,7 @@ async fn global_threat_intelligence_cannot_be_written_by_the_app_role() {
     );
     let global_before = fingerprint(&w.owner, table, None).await;
     assert_eq!(global_before.0, 1, "one global indicator is seeded");
-    let global = one(
-        &w.owner,
-        "select indicator_type::text as ty, indicator_value::text as val from threat_intelligence \
-         where tenant_id is null",
-        vec![],
-    )
-    .await
-    .expect("global row");
-    let (ty, val) = (
-        global.try_get::<String>("", "ty").expect("ty"),
-        global.try_get::<String>("", "val").expect("val"),
-    );
+    let (ty, val) = indicator(&w.owner, None).await;
     let mut findings = Vec::new();
     let insert = fixture(table, None, w.a.user);
     let outcome = attempt(&w.app, w.a, &insert, true).await;
@@ -889,18 +864,13 @@ async fn global_threat_intelligence_cannot_be_written_by_the_app_role() {
 #[tokio::test]
 async fn a_foreign_key_into_another_tenant_fails_exactly_like_a_missing_row() {
     let w = world().await;
-    let referencing: Vec<String> = all(
+    let referencing = sql::strings(
         &w.owner,
         "select distinct c.relname::text as v from pg_constraint k join pg_class c on c.oid = k.conrelid \
          where k.contype = 'f' and k.confrelid = 'public.users'::regclass and k.conrelid <> k.confrelid \
          order by 1",
-        vec![],
     )
-    .await
-    .expect("foreign keys")
-    .iter()
-    .map(|r| r.try_get::<String>("", "v").expect("v"))
-    .collect();
+    .await;
     for needed in ["trusted_devices", "mfa_backup_codes"] {
         assert!(
             referencing.iter().any(|t| t == needed),
@@ -968,18 +938,7 @@ async fn another_tenants_usernames_emails_and_unique_values_do_not_clash() {
     .expect("B's token")
     .try_get::<String>("", "v")
     .expect("v");
-    let b_intel = one(
-        &w.owner,
-        "select indicator_type::text as ty, indicator_value::text as val from threat_intelligence \
-         where tenant_id = $1",
-        vec![w.b.id.into()],
-    )
-    .await
-    .expect("B's indicator");
-    let (ty, val) = (
-        b_intel.try_get::<String>("", "ty").expect("ty"),
-        b_intel.try_get::<String>("", "val").expect("val"),
-    );
+    let (ty, val) = indicator(&w.owner, Some(w.b.id)).await;
     let before = snapshot(&w).await;
 
     let txn = as_tenant(&w.app, w.a).await;
@@ -1036,11 +995,20 @@ async fn another_tenants_usernames_emails_and_unique_values_do_not_clash() {
 // Pooled connections
 // ---------------------------------------------------------------------------------------
 
+/// app.tenant_id as a statement outside any transaction sees it.
 async fn setting_outside_transactions(pool: &DatabaseConnection) -> Option<String> {
     one(pool, "select current_setting('app.tenant_id', true) as v", vec![])
         .await
         .expect("current_setting")
         .try_get::<Option<String>>("", "v")
+        .expect("v")
+}
+
+async fn backend_pid(pool: &DatabaseConnection) -> i32 {
+    one(pool, "select pg_backend_pid() as v", vec![])
+        .await
+        .expect("pid")
+        .try_get::<i32>("", "v")
         .expect("v")
 }
 
@@ -1057,58 +1025,26 @@ async fn assert_no_tenant_carried(pool: &DatabaseConnection, pid: i32, after: &s
         users, 0,
         "after {after}, a query outside any tenant transaction sees {users} users"
     );
-    let now = one(pool, "select pg_backend_pid() as v", vec![])
-        .await
-        .expect("pid")
-        .try_get::<i32>("", "v")
-        .expect("v");
-    assert_eq!(now, pid, "the one-connection pool should reuse the same backend");
+    assert_eq!(
+        backend_pid(pool).await,
+        pid,
+        "the one-connection pool should reuse the same backend"
+    );
 }
 
 #[tokio::test]
 async fn a_single_connection_pool_carries_no_tenant_from_one_transaction_to_the_next() {
     let w = world().await;
-    let mut options = ConnectOptions::new(w.db.app_url());
-    options.max_connections(1).min_connections(1).sqlx_logging(false);
-    let pool = Database::connect(options)
-        .await
-        .expect("connect a one-connection pool");
-    let pid = one(&pool, "select pg_backend_pid() as v", vec![])
-        .await
-        .expect("pid")
-        .try_get::<i32>("", "v")
-        .expect("v");
+    let pool = w.db.app_pool(1, 1).await;
+    let pid = backend_pid(&pool).await;
     assert_no_tenant_carried(&pool, pid, "connecting").await;
     let events_before = fingerprint(&w.owner, "security_events", Some(w.a.id)).await;
 
     for i in 0..20 {
         let (me, other) = if i % 2 == 0 { (w.a, w.b) } else { (w.b, w.a) };
-        let txn = begin_tenant_transaction(
-            &pool,
-            TenantScope::user(me.id, me.user),
-            Access::ReadOnly,
-            STATEMENT_TIMEOUT_MS,
-        )
-        .await
-        .expect("begin");
-        let rows = all(
-            &txn,
-            "select user_id::text as u, tenant_id::text as t from users",
-            vec![],
-        )
-        .await
-        .expect("users");
-        let seen: Vec<(String, String)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r.try_get::<String>("", "u").expect("u"),
-                    r.try_get::<String>("", "t").expect("t"),
-                )
-            })
-            .collect();
+        let txn = as_tenant_read_only(&pool, me).await;
         assert_eq!(
-            seen,
+            visible_users(&txn).await,
             vec![(me.user.to_string(), me.id.to_string())],
             "iteration {i}: the tenant transaction should see exactly its own user (other tenant {})",
             other.id
@@ -1123,14 +1059,10 @@ async fn a_single_connection_pool_carries_no_tenant_from_one_transaction_to_the_
             txn.execute_unprepared(&fixture("security_events", Some(w.a.id), w.a.user))
                 .await
                 .expect("insert inside the failing transaction");
-            let err = txn
-                .execute_unprepared("select 1 / 0")
-                .await
-                .expect_err("division by zero");
-            assert_eq!(
-                sqlstate(&err).as_deref(),
-                Some("22012"),
-                "the failure should be division by zero"
+            sql::expect_sqlstate(
+                txn.execute_unprepared("select 1 / 0").await,
+                "22012",
+                "the failure should be division by zero",
             );
             if i % 2 == 0 {
                 txn.rollback().await.expect("rollback");
@@ -1150,11 +1082,7 @@ async fn a_single_connection_pool_carries_no_tenant_from_one_transaction_to_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_transactions_of_two_tenants_never_see_each_others_rows() {
     let w = world().await;
-    let mut options = ConnectOptions::new(w.db.app_url());
-    options.max_connections(8).sqlx_logging(false);
-    let pool = Database::connect(options)
-        .await
-        .expect("connect an eight-connection pool");
+    let pool = w.db.app_pool(8, 0).await;
     let mut tasks = Vec::new();
     for task in 0..16 {
         let me = if task % 2 == 0 { w.a } else { w.b };
@@ -1163,27 +1091,10 @@ async fn concurrent_transactions_of_two_tenants_never_see_each_others_rows() {
             let me_id = me.id.to_string();
             let me_user = me.user.to_string();
             for round in 0..40 {
-                let txn = begin_tenant_transaction(
-                    &pool,
-                    TenantScope::user(me.id, me.user),
-                    Access::ReadOnly,
-                    STATEMENT_TIMEOUT_MS,
-                )
-                .await
-                .expect("begin");
-                let users = all(
-                    &txn,
-                    "select user_id::text as u, tenant_id::text as t from users",
-                    vec![],
-                )
-                .await
-                .expect("users");
+                let txn = as_tenant_read_only(&pool, me).await;
+                let users = visible_users(&txn).await;
                 assert_eq!(users.len(), 1, "task {task} round {round}: expected one user");
-                for r in &users {
-                    let (u, t) = (
-                        r.try_get::<String>("", "u").expect("u"),
-                        r.try_get::<String>("", "t").expect("t"),
-                    );
+                for (u, t) in users {
                     assert!(
                         t == me_id && u == me_user,
                         "task {task} round {round} (tenant {me_id}) saw user {u} of tenant {t}"

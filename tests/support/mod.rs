@@ -14,13 +14,16 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod sql;
+
 use std::fs::{self, File};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use api::db::embedded::{ClusterOptions, EmbeddedCluster};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use sha2::{Digest, Sha256};
 
 /// Password the test template gives the `ultracore_app` role.
@@ -258,6 +261,18 @@ impl TestDb {
             .await
             .expect("connect as ultracore_app")
     }
+
+    /// A pool of the serving role's connections: at most `max`, kept open at least `min`.
+    pub async fn app_pool(&self, max: u32, min: u32) -> DatabaseConnection {
+        let mut options = ConnectOptions::new(self.app_url());
+        options
+            .max_connections(max)
+            .min_connections(min)
+            .sqlx_logging(false);
+        Database::connect(options)
+            .await
+            .unwrap_or_else(|e| panic!("connect a pool of {max} ultracore_app connections: {e}"))
+    }
 }
 
 impl Drop for TestDb {
@@ -283,14 +298,34 @@ impl Drop for TestDb {
     }
 }
 
-/// Runs one SQL statement and returns the first column of the first row as text.
-pub async fn scalar<C: ConnectionTrait>(conn: &C, sql: &str) -> Option<String> {
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!("select ({sql})::text as v"),
-        ))
-        .await
-        .expect(sql)?;
-    row.try_get::<Option<String>>("", "v").expect("text column")
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fails once with every finding of a check that collects them all, or passes when
+/// there are none.
+pub fn assert_no_findings(what: &str, findings: &[String]) {
+    assert!(
+        findings.is_empty(),
+        "{what}: {} finding(s):\n  - {}",
+        findings.len(),
+        findings.join("\n  - ")
+    );
 }
