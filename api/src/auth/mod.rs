@@ -1,4 +1,8 @@
 //! Authentication: password hashing and policy (more arrives with the login issue).
 
+pub mod jwt;
+pub mod login;
 pub mod password;
+pub mod permissions;
 pub mod roles;
+pub mod tokens;

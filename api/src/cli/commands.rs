@@ -10,10 +10,13 @@ use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
 use super::{AuditAction, Command, EXIT_CHAIN_BROKEN, MigrateAction, TenantAction, UserAction};
 use crate::audit::{self, ChainHead};
+use crate::auth::jwt::JwtKeys;
+use crate::auth::login;
 use crate::auth::roles::Role;
 use crate::config::Config;
 use crate::db::{self, Access, DatabaseSource, TenantScope};
 use crate::domain::{tenants, users};
+use crate::graphql::{Gateway, Services};
 use crate::server::ShutdownSignal;
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -236,13 +239,23 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
     if shutdown.requested() {
         return Ok(());
     }
+    let (secret, previous) = crate::config::secrets::jwt_secrets(config)?;
+    let auth = &config.auth;
+    let keys = JwtKeys::new(&secret, &previous, &auth.issuer, &auth.audience, auth.leeway_secs)?;
+    let dummy_hash = tokio::task::spawn_blocking(login::make_dummy_hash).await??;
     let app_db = db::connect_app(app_url, &config.database).await?;
     db::ensure_role_cannot_bypass_rls(&app_db).await?;
+    let gateway = Gateway::new(Services {
+        db: app_db.clone(),
+        keys,
+        config: config.clone(),
+        dummy_hash,
+    });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(address = %config.listen, "ultracore serving");
-    crate::server::serve(listener, crate::server::router(), shutdown).await?;
+    tracing::info!(address = %config.listen, graphiql = config.graphiql_enabled(), "ultracore serving");
+    crate::server::serve(listener, crate::server::router(gateway), shutdown).await?;
     app_db.close().await.ok();
     tracing::info!("stopped");
     Ok(())

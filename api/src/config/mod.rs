@@ -5,6 +5,8 @@
 //! by hand: `DATABASE_URL` (the owner's connection), `ULTRACORE_APP_DATABASE_URL` and
 //! `ULTRACORE_APP_DB_PASSWORD` (the serving role's connection).
 
+pub mod secrets;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -30,6 +32,102 @@ pub struct Config {
     /// Where the embedded PostgreSQL cluster and generated secrets live.
     pub data_dir: PathBuf,
     pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub graphql: GraphqlConfig,
+    pub http: HttpConfig,
+    /// HMAC key for access tokens (at least 32 bytes). `ULTRACORE_JWT_SECRET`.
+    pub jwt_secret: Option<String>,
+    /// File holding the key instead (`ULTRACORE_JWT_SECRET_FILE`).
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Earlier keys, still accepted for verification until their tokens expire
+    /// (`ULTRACORE_JWT_PREVIOUS_SECRETS`, comma-separated).
+    pub jwt_previous_secrets: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// `iss` of our tokens.
+    pub issuer: String,
+    /// `aud` of our tokens.
+    pub audience: String,
+    /// Lifetime of an access token.
+    pub access_ttl_secs: u64,
+    /// Absolute lifetime of a session (refresh token family).
+    pub refresh_ttl_secs: u64,
+    /// Clock skew tolerated on exp/nbf.
+    pub leeway_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            issuer: "ultracore".into(),
+            audience: "ultracore-api".into(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            leeway_secs: 5,
+        }
+    }
+}
+
+/// HTTP-level settings.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Browser origins (e.g. `https://console.bank.example`) allowed to open the
+    /// WebSocket besides the gateway's own host.
+    pub allowed_origins: Vec<String>,
+}
+
+/// Limits and developer conveniences of the GraphQL endpoint (OWASP GraphQL cheat sheet).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GraphqlConfig {
+    /// GraphiQL on GET /graphql. Default: on in development, off in production.
+    pub graphiql: Option<bool>,
+    /// Schema introspection. Default: on in development, off in production.
+    pub introspection: Option<bool>,
+    /// Deepest field nesting accepted.
+    pub max_depth: usize,
+    /// Highest complexity accepted (each field 1, lists multiplied by their page size).
+    pub max_complexity: usize,
+    /// Most aliases in one document.
+    pub max_aliases: usize,
+    /// Most operations in one batch (a JSON array body).
+    pub max_batch: usize,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for GraphqlConfig {
+    fn default() -> Self {
+        GraphqlConfig {
+            graphiql: None,
+            introspection: None,
+            max_depth: 15,
+            max_complexity: 5_000,
+            max_aliases: 30,
+            max_batch: 10,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Whether GraphiQL is served (explicit setting, else on only in development).
+    pub fn graphiql_enabled(&self) -> bool {
+        self.graphql
+            .graphiql
+            .unwrap_or(self.profile == Profile::Development)
+    }
+
+    /// Whether introspection is allowed (explicit setting, else on only in development).
+    pub fn introspection_enabled(&self) -> bool {
+        self.graphql
+            .introspection
+            .unwrap_or(self.profile == Profile::Development)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +157,12 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from(".ultracore"),
             database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            graphql: GraphqlConfig::default(),
+            http: HttpConfig::default(),
+            jwt_secret: None,
+            jwt_secret_file: None,
+            jwt_previous_secrets: None,
         }
     }
 }
@@ -80,6 +184,12 @@ impl Default for DatabaseConfig {
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn new(message: &str) -> ConfigError {
+        ConfigError(message.to_string())
+    }
+}
 
 impl Config {
     /// Loads defaults, then `ultracore.toml` (or the file named by `ULTRACORE_CONFIG`),

@@ -1,26 +1,56 @@
-//! The GraphQL schema. Until the API lands this is the minimal query root; `ultracore
-//! schema` prints its SDL, and schema.graphql in the repository must equal it.
+//! The GraphQL API: schema assembly and limits, the per-operation executor, errors,
+//! pagination, loaders, guards, and the query/mutation/type modules by domain.
 
-use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+pub mod connection;
+pub mod context;
+pub mod document;
+pub mod errors;
+pub mod execute;
+pub mod filters;
+pub mod guards;
+pub mod lists;
+pub mod loaders;
+pub mod mutation;
+pub mod pagination;
+pub mod query;
+pub mod scalars;
+pub mod types;
 
-pub struct QueryRoot;
+use std::sync::Arc;
 
-#[Object(name = "Query")]
-impl QueryRoot {
-    /// The gateway's version (the `ultracore` package version).
-    async fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
+use async_graphql::{EmptySubscription, Schema};
+
+use crate::config::Config;
+pub use execute::{Gateway, Services};
+
+pub type GatewaySchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+
+/// Builds the schema with the limits of `config` (OWASP GraphQL cheat sheet): depth,
+/// complexity, and introspection and suggestions off unless enabled.
+pub fn build_schema(config: &Config, services: Option<Arc<Services>>) -> GatewaySchema {
+    let limits = &config.graphql;
+    let mut builder = Schema::build(
+        query::QueryRoot::default(),
+        mutation::MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(limits.max_depth.max(32))
+    .limit_directives(10);
+    if !config.introspection_enabled() {
+        builder = builder.disable_introspection();
     }
+    if config.profile == crate::config::Profile::Production {
+        builder = builder.disable_suggestions();
+    }
+    if let Some(services) = services {
+        builder = builder.data(services);
+    }
+    builder.finish()
 }
 
-pub type GatewaySchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
-
-/// Builds the schema with its production limits.
-pub fn build_schema() -> GatewaySchema {
-    Schema::build(QueryRoot, EmptyMutation, EmptySubscription).finish()
-}
-
-/// The SDL that `ultracore schema` prints.
+/// The SDL that `ultracore schema` prints (introspection settings do not change it).
 pub fn sdl() -> String {
-    build_schema().sdl()
+    build_schema(&Config::default(), None).sdl()
 }

@@ -1,20 +1,31 @@
-//! The HTTP server: routes, and a graceful shutdown that lets in-flight requests finish.
+//! The HTTP server: routes, limits, and a graceful shutdown that lets in-flight requests
+//! finish.
+
+mod graphql_http;
+mod health;
 
 use std::net::SocketAddr;
 
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
 use tokio::net::TcpListener;
 
-/// Routes served now. `/healthz` says the process is up; it touches no database, so an
-/// orchestrator does not restart the gateway because PostgreSQL is slow.
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(healthz))
-}
+use crate::graphql::Gateway;
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// Every route of the gateway.
+pub fn router(gateway: Gateway) -> Router {
+    let body_limit = gateway.services.config.graphql.max_body_bytes;
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql_http::graphiql).post(graphql_http::post_graphql),
+        )
+        .route("/graphql/ws", get(graphql_http::websocket))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(gateway)
 }
 
 /// Serves until `shutdown` fires, then stops accepting and drains in-flight requests.
@@ -23,7 +34,6 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: ShutdownSignal)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await
 }
-
 /// SIGTERM/SIGINT, caught from the moment the process starts serving rather than from
 /// the moment it listens: a signal during start-up (starting the embedded cluster,
 /// migrating) must still lead to a clean stop of everything already started, instead of

@@ -46,6 +46,8 @@ create index idx_users_role on users (role);
 create index idx_users_active on users (tenant_id, is_active);
 create index idx_users_tenant_role on users (tenant_id, role, user_id);
 create index idx_users_email_active on users (tenant_id, lower(email), is_active);
+-- Not in the seed: the order of the users list (newest first, keyset by id).
+create index users_tenant_created_idx on users (tenant_id, created_at desc, user_id desc);
 
 create trigger users_touch_updated_at before update on users
     for each row execute function ultracore_touch_updated_at();

@@ -33,6 +33,9 @@ create index idx_refresh_tokens_user on refresh_tokens (tenant_id, user_id);
 -- Expiry cleanup runs across tenants (an owner job), so no tenant prefix here.
 create index idx_refresh_tokens_expires on refresh_tokens (expires_at);
 create index idx_refresh_tokens_user_expires on refresh_tokens (tenant_id, user_id, expires_at desc);
+-- Not in the seed: the orders of the sessions lists (the tenant's, and one user's).
+create index refresh_tokens_tenant_created_idx on refresh_tokens (tenant_id, created_at desc, token_id desc);
+create index refresh_tokens_user_created_idx on refresh_tokens (tenant_id, user_id, created_at desc, token_id desc);
 
 create table trusted_devices (
     device_id          uuid primary key default ultracore_uuid_v7(),
@@ -54,7 +57,9 @@ create table trusted_devices (
         check (device_type in ('mobile', 'desktop', 'tablet', 'other')),
     constraint trusted_devices_trust_score_range check (trust_score between 0 and 100)
 );
-create index idx_trusted_devices_user on trusted_devices (tenant_id, user_id, last_seen_at desc);
+create index idx_trusted_devices_user on trusted_devices (tenant_id, user_id, last_seen_at desc, device_id desc);
+-- Not in the seed: the order of the tenant's devices list.
+create index trusted_devices_tenant_seen_idx on trusted_devices (tenant_id, last_seen_at desc, device_id desc);
 -- One row per device per user: the login path upserts on it.
 create unique index idx_trusted_devices_fingerprint
     on trusted_devices (tenant_id, user_id, device_fingerprint);

@@ -31,6 +31,8 @@ create index idx_rate_limit_user_endpoint on rate_limit_entries (tenant_id, user
 create index idx_rate_limit_ip_endpoint on rate_limit_entries (tenant_id, ip_address, endpoint, window_start desc);
 -- Expired windows are swept across tenants by end time.
 create index idx_rate_limit_window on rate_limit_entries (window_end);
+-- Not in the seed: the order of the rate-limit list.
+create index rate_limit_entries_tenant_window_idx on rate_limit_entries (tenant_id, window_start desc, entry_id desc);
 
 create trigger rate_limit_entries_touch_updated_at before update on rate_limit_entries
     for each row execute function ultracore_touch_updated_at();

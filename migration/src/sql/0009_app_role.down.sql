@@ -5,6 +5,7 @@ revoke usage on schema public from ultracore_tenant_resolver;
 revoke all on tenants, users, mfa_backup_codes, refresh_tokens, trusted_devices,
               security_events, audit_log, threat_events, security_incidents,
               threat_intelligence, rate_limit_entries from ultracore_app;
+revoke all on seaql_migrations from ultracore_app;
 revoke usage on schema public from ultracore_app;
 do $$
 begin

@@ -34,6 +34,8 @@ grant select, insert, update         on threat_events       to ultracore_app;
 grant select, insert, update         on security_incidents  to ultracore_app;
 grant select, insert, update         on threat_intelligence to ultracore_app;
 grant select, insert, update, delete on rate_limit_entries  to ultracore_app;
+-- /readyz compares the applied migrations with the binary's: read access only.
+grant select on seaql_migrations to ultracore_app;
 
 -- Login names a tenant by slug before any tenant is set, and RLS rightly hides the
 -- registry then. This one SECURITY DEFINER function answers exactly that question and

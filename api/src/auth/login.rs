@@ -1,0 +1,331 @@
+//! Signing in: one generic failure for every cause, the same work whether or not the
+//! user exists, and bookkeeping of failures that survives the failed operation.
+
+use std::net::IpAddr;
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use chrono::{DateTime, Duration, Utc};
+use entity::users;
+use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::ExprTrait;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Statement,
+};
+use uuid::Uuid;
+
+use super::jwt::{JwtKeys, TokenSubject, TokenType};
+use super::password::{self, MAX_CHARS};
+use super::tokens;
+use crate::db::{Access, TenantScope, begin_tenant_transaction};
+
+/// What the client sent.
+pub struct LoginAttempt {
+    pub tenant: String,
+    pub username: String,
+    pub password: String,
+    pub device_fingerprint: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// A successful sign-in.
+pub struct LoginSuccess {
+    pub user: users::Model,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The user must complete sign-in with a second factor; no tokens were issued.
+    pub mfa_required: bool,
+    /// The password has expired: the access token can only change it.
+    pub password_expired: bool,
+}
+
+/// Why sign-in failed. Callers turn every variant into the same generic reply; the
+/// variant is only for logs and security events.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("login failed: {0}")]
+    Refused(&'static str),
+    #[error("login error: {0}")]
+    Internal(String),
+}
+
+impl From<DbErr> for LoginError {
+    fn from(e: DbErr) -> Self {
+        LoginError::Internal(e.to_string())
+    }
+}
+
+/// Settings login needs.
+pub struct LoginSettings<'a> {
+    pub keys: &'a JwtKeys,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub statement_timeout_ms: u64,
+    /// A hash of a random password, verified against when the user does not exist.
+    pub dummy_hash: &'a str,
+}
+
+/// Verifies a password against a PHC hash on the blocking pool.
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A hash to verify against for unknown users, so they cost the same time as known ones.
+pub fn make_dummy_hash() -> Result<String, password::PasswordError> {
+    password::hash_password_blocking(&tokens::new_token())
+}
+
+pub async fn login(
+    db: &DatabaseConnection,
+    settings: &LoginSettings<'_>,
+    attempt: LoginAttempt,
+) -> Result<LoginSuccess, LoginError> {
+    // A password over the limit is refused before any hashing (its length alone says
+    // nothing about whether the account exists).
+    if attempt.password.len() > MAX_CHARS * 4 || attempt.password.chars().count() > MAX_CHARS {
+        return Err(LoginError::Refused("password over the length limit"));
+    }
+    if attempt.username.is_empty() || attempt.username.chars().count() > 255 || attempt.tenant.len() > 63 {
+        return Err(LoginError::Refused("malformed identifier"));
+    }
+    let tenant_id = resolve_tenant(db, &attempt.tenant).await?;
+    let Some(tenant_id) = tenant_id else {
+        verify_password(attempt.password.clone(), settings.dummy_hash.to_string()).await;
+        return Err(LoginError::Refused("unknown tenant"));
+    };
+
+    let txn = begin_tenant_transaction(
+        db,
+        TenantScope::tenant(tenant_id),
+        Access::ReadWrite,
+        settings.statement_timeout_ms,
+    )
+    .await?;
+    let user = find_user(&txn, &attempt.username).await?;
+    let hash = user
+        .as_ref()
+        .map_or_else(|| settings.dummy_hash.to_string(), |u| u.password_hash.clone());
+    let password_ok = verify_password(attempt.password.clone(), hash).await;
+    let Some(user) = user else {
+        txn.rollback().await?;
+        return Err(LoginError::Refused("unknown user"));
+    };
+    let now = Utc::now();
+    let refusal = if !password_ok {
+        Some("wrong password")
+    } else if !user.is_active {
+        Some("account deactivated")
+    } else if user.is_locked || user.locked_until.is_some_and(|until| until > now) {
+        Some("account locked")
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        txn.rollback().await?;
+        record_failure(db, settings, tenant_id, &user, reason, &attempt).await;
+        return Err(LoginError::Refused(reason));
+    }
+
+    if user.mfa_enabled {
+        txn.rollback().await?;
+        return Ok(LoginSuccess {
+            user,
+            access_token: None,
+            refresh_token: None,
+            expires_at: None,
+            mfa_required: true,
+            password_expired: false,
+        });
+    }
+
+    let password_expired = user.password_expires_at.is_some_and(|at| at <= now);
+    let session_id = Uuid::now_v7();
+    let refresh_token = (!password_expired).then(tokens::new_token);
+    if let Some(token) = &refresh_token {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "insert into refresh_tokens (token_id, tenant_id, user_id, token_hash, expires_at, \
+                                         device_fingerprint, ip_address, user_agent) \
+             values ($1, $2, $3, $4, $5, $6, $7::inet, $8)",
+            [
+                session_id.into(),
+                tenant_id.into(),
+                user.user_id.into(),
+                tokens::token_hash(token).into(),
+                (now + Duration::seconds(settings.refresh_ttl_secs as i64)).into(),
+                attempt.device_fingerprint.clone().into(),
+                attempt.ip.map(|ip| ip.to_string()).into(),
+                attempt.user_agent.clone().into(),
+            ],
+        ))
+        .await?;
+    }
+    users::Entity::update_many()
+        .col_expr(users::Column::FailedLoginAttempts, Expr::value(0))
+        .col_expr(users::Column::LastLoginAt, Expr::value(now))
+        .col_expr(
+            users::Column::LastLoginIp,
+            Expr::cust_with_values("$1::inet", [attempt.ip.map(|ip| ip.to_string())]),
+        )
+        .filter(users::Column::UserId.eq(user.user_id))
+        .exec(&txn)
+        .await?;
+    record_event(
+        &txn,
+        tenant_id,
+        Some(user.user_id),
+        "login_success",
+        "low",
+        "allow",
+        "signed in",
+        &attempt,
+    )
+    .await?;
+    txn.commit().await?;
+
+    let typ = if password_expired {
+        TokenType::PasswordChange
+    } else {
+        TokenType::Access
+    };
+    let ttl = if password_expired {
+        600
+    } else {
+        settings.access_ttl_secs
+    };
+    let (access_token, claims) = settings
+        .keys
+        .issue(
+            TokenSubject {
+                user_id: user.user_id,
+                tenant_id,
+                role: user.role.clone(),
+                permissions: user.permissions.clone(),
+                session_id,
+            },
+            typ,
+            ttl,
+        )
+        .map_err(|e| LoginError::Internal(e.to_string()))?;
+    Ok(LoginSuccess {
+        expires_at: DateTime::from_timestamp(claims.exp as i64, 0),
+        user,
+        access_token: Some(access_token),
+        refresh_token,
+        mfa_required: false,
+        password_expired,
+    })
+}
+
+async fn resolve_tenant(db: &DatabaseConnection, slug: &str) -> Result<Option<Uuid>, LoginError> {
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "select ultracore_tenant_id_for_login($1) as tenant_id",
+            [slug.into()],
+        ))
+        .await?;
+    Ok(row.and_then(|r| r.try_get::<Option<Uuid>>("", "tenant_id").ok().flatten()))
+}
+
+/// The user named by username or email, case-insensitively (username first).
+async fn find_user<C: ConnectionTrait>(txn: &C, login: &str) -> Result<Option<users::Model>, DbErr> {
+    let lowered = login.to_lowercase();
+    users::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(Expr::cust_with_values("lower(username) = $1", [lowered.clone()]))
+                .add(Expr::cust_with_values("lower(email) = $1", [lowered.clone()])),
+        )
+        .order_by_desc(Expr::cust_with_values("lower(username) = $1", [lowered]))
+        .one(txn)
+        .await
+}
+
+/// Counts a failure and records it, in a transaction of its own that commits although
+/// the login itself failed (DESIGN.md: security bookkeeping survives).
+async fn record_failure(
+    db: &DatabaseConnection,
+    settings: &LoginSettings<'_>,
+    tenant_id: Uuid,
+    user: &users::Model,
+    reason: &'static str,
+    attempt: &LoginAttempt,
+) {
+    let result: Result<(), DbErr> = async {
+        let txn = begin_tenant_transaction(
+            db,
+            TenantScope::tenant(tenant_id),
+            Access::ReadWrite,
+            settings.statement_timeout_ms,
+        )
+        .await?;
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::FailedLoginAttempts,
+                Expr::col(users::Column::FailedLoginAttempts).add(1),
+            )
+            .filter(users::Column::UserId.eq(user.user_id))
+            .exec(&txn)
+            .await?;
+        record_event(
+            &txn,
+            tenant_id,
+            Some(user.user_id),
+            "login_failure",
+            "medium",
+            "deny",
+            reason,
+            attempt,
+        )
+        .await?;
+        txn.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not record a failed login");
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_event<C: ConnectionTrait>(
+    txn: &C,
+    tenant_id: Uuid,
+    user_id: Option<Uuid>,
+    event_type: &str,
+    severity: &str,
+    action: &str,
+    description: &str,
+    attempt: &LoginAttempt,
+) -> Result<(), DbErr> {
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "insert into security_events (event_id, tenant_id, user_id, event_type, event_category, severity, \
+                                      ip_address, device_fingerprint, user_agent, description, action_taken) \
+         values ($1, $2, $3, $4, 'authentication', $5, $6::inet, $7, $8, $9, $10)",
+        [
+            Uuid::now_v7().into(),
+            tenant_id.into(),
+            user_id.into(),
+            event_type.into(),
+            severity.into(),
+            attempt.ip.map(|ip| ip.to_string()).into(),
+            attempt.device_fingerprint.clone().into(),
+            attempt.user_agent.clone().into(),
+            description.into(),
+            action.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Checks on the raw and parsed document that async-graphql does not make: nesting of
+//! the raw text (before the recursive parser sees it), aliases per document, and the
+//! kind of the operation to run (which decides READ ONLY or read-write).
+
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+
+/// Deepest bracket nesting accepted in the raw text. The parser recurses per level, so a
+/// body of 100k `{` must be refused before parsing; real documents stay far below this.
+pub const MAX_TEXT_NESTING: usize = 64;
+
+/// The deepest `{`, `(` or `[` nesting of a document's text, ignoring strings and comments.
+pub fn text_nesting(query: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut chars = query.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' || c == '\r' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    match (escaped, c) {
+                        (true, _) => escaped = false,
+                        (false, '\\') => escaped = true,
+                        (false, '"') => break,
+                        _ => {}
+                    }
+                }
+            }
+            '{' | '(' | '[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            '}' | ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// The operation a request will run: by name, or the only one.
+pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, op)| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        _ => None,
+    }
+}
+
+/// Aliases written in the document (operations and fragment definitions, counted as
+/// written: fragment expansion is bounded by the complexity limit instead).
+pub fn alias_count(doc: &ExecutableDocument) -> usize {
+    fn count(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(f) => {
+                    usize::from(f.node.alias.is_some()) + count(&f.node.selection_set.node)
+                }
+                Selection::InlineFragment(f) => count(&f.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    let in_operations: usize = doc
+        .operations
+        .iter()
+        .map(|(_, op)| count(&op.node.selection_set.node))
+        .sum();
+    let in_fragments: usize = doc
+        .fragments
+        .values()
+        .map(|f| count(&f.node.selection_set.node))
+        .sum();
+    in_operations + in_fragments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_ignores_brackets_in_strings_and_comments() {
+        assert_eq!(text_nesting("{ a { b(x: \"{{{{\") } } # {{{{"), 3);
+        assert_eq!(text_nesting(&"{a".repeat(100)), 100);
+    }
+
+    #[test]
+    fn aliases_are_counted_in_operations_and_fragments() {
+        let doc = async_graphql::parser::parse_query(
+            "query { a: me { id } b: me { ...F } } fragment F on User { x: id y: id }",
+        )
+        .expect("parses");
+        assert_eq!(alias_count(&doc), 4);
+        assert_eq!(operation_type(&doc, None), Some(OperationType::Query));
+    }
+}

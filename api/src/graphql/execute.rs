@@ -1,0 +1,205 @@
+//! Running one GraphQL operation inside its tenant transaction (DESIGN.md "Tenancy").
+//!
+//! 1. Refuse what the document checks reject (nesting, aliases) before any database work.
+//! 2. With a principal: BEGIN (READ ONLY unless the operation is a mutation) and set the
+//!    tenant, user and statement timeout for this transaction only.
+//! 3. Execute. Every resolver and DataLoader shares the transaction through an Arc.
+//! 4. Take the transaction back and COMMIT, or ROLLBACK when any error was returned: a
+//!    mutation is all or nothing, and its partial data is withdrawn with it.
+
+use std::sync::Arc;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Request, Response, ServerError};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
+
+use super::GatewaySchema;
+use super::context::{ClientInfo, RequestContext};
+use super::document::{self, MAX_TEXT_NESTING};
+use super::errors::ApiError;
+use crate::auth::jwt::{JwtKeys, TokenType};
+use crate::auth::permissions::Principal;
+use crate::auth::roles::Role;
+use crate::config::Config;
+use crate::db::{Access, TenantScope, begin_tenant_transaction};
+
+/// What resolvers need beyond the request: the serving pool, the token keys, the config.
+/// Stored once in the schema's data.
+pub struct Services {
+    pub db: DatabaseConnection,
+    pub keys: JwtKeys,
+    pub config: Config,
+    /// Verified against for unknown users at login (see auth::login).
+    pub dummy_hash: String,
+}
+
+/// The schema plus its services: everything needed to run operations.
+#[derive(Clone)]
+pub struct Gateway {
+    pub schema: GatewaySchema,
+    pub services: Arc<Services>,
+}
+
+impl Gateway {
+    pub fn new(services: Services) -> Gateway {
+        let services = Arc::new(services);
+        let schema = super::build_schema(&services.config, Some(services.clone()));
+        Gateway { schema, services }
+    }
+
+    /// Verifies a bearer token. No token: anonymous (only login and public fields work).
+    /// A token that fails verification is an error, never a silent downgrade.
+    pub fn authenticate(&self, bearer: Option<&str>) -> Result<Option<Principal>, ApiError> {
+        let Some(token) = bearer else { return Ok(None) };
+        let claims = self.services.keys.verify(token, TokenType::Access).map_err(|e| {
+            tracing::info!(reason = %e, "bearer token refused");
+            ApiError::Unauthenticated("invalid or expired token")
+        })?;
+        let role: Role = claims
+            .role
+            .parse()
+            .map_err(|_| ApiError::Unauthenticated("invalid or expired token"))?;
+        Ok(Some(Principal::new(
+            claims.tid,
+            claims.sub,
+            claims.sid,
+            role,
+            &claims.perms,
+        )))
+    }
+
+    /// Runs one operation as `principal`.
+    pub async fn execute(
+        &self,
+        principal: Option<Principal>,
+        client: ClientInfo,
+        mut request: Request,
+    ) -> Response {
+        let config = &self.services.config.graphql;
+        if document::text_nesting(&request.query) > MAX_TEXT_NESTING {
+            return error_response(ApiError::BadUserInput(format!(
+                "the document nests deeper than {MAX_TEXT_NESTING} levels"
+            )));
+        }
+        let operation_name = request.operation_name.clone();
+        let kind = match request.parsed_query() {
+            Ok(doc) => {
+                let aliases = document::alias_count(doc);
+                if aliases > config.max_aliases {
+                    return error_response(ApiError::BadUserInput(format!(
+                        "the document has {aliases} aliases; at most {} are allowed",
+                        config.max_aliases
+                    )));
+                }
+                document::operation_type(doc, operation_name.as_deref())
+            }
+            // Let the executor report the syntax error in its usual shape.
+            Err(_) => None,
+        };
+
+        let txn = match (&principal, kind) {
+            (Some(p), Some(kind)) => {
+                let access = if kind == OperationType::Mutation {
+                    Access::ReadWrite
+                } else {
+                    Access::ReadOnly
+                };
+                match begin_tenant_transaction(
+                    &self.services.db,
+                    TenantScope::user(p.tenant_id, p.user_id),
+                    access,
+                    self.services.config.database.statement_timeout_ms,
+                )
+                .await
+                {
+                    Ok(txn) => Some(Arc::new(txn)),
+                    Err(e) => return error_response(ApiError::internal(e)),
+                }
+            }
+            _ => None,
+        };
+
+        let context = RequestContext::new(principal, client, txn.clone());
+        let loaders = super::loaders::Loaders::new(txn.clone());
+        let mut response = self.schema.execute(request.data(context).data(loaders)).await;
+        ensure_error_codes(&mut response);
+        match txn {
+            Some(txn) => finish(txn, response, kind == Some(OperationType::Mutation)).await,
+            None => response,
+        }
+    }
+}
+
+/// COMMIT when the operation returned no error, ROLLBACK otherwise. A rolled-back
+/// mutation's partial data is withdrawn: nothing it reported was kept. A query keeps its
+/// partial data (a forbidden field does not hide the others).
+async fn finish(txn: Arc<DatabaseTransaction>, mut response: Response, mutation: bool) -> Response {
+    let Some(txn) = take_back(txn).await else {
+        // Something kept a handle past execution: dropping the last one rolls back.
+        response.data = async_graphql::Value::Null;
+        response.errors.push(to_server_error(ApiError::internal(
+            "transaction still shared after execution",
+        )));
+        return response;
+    };
+    if response.errors.is_empty() {
+        if let Err(e) = txn.commit().await {
+            return error_response(ApiError::internal(e));
+        }
+    } else {
+        let _ = txn.rollback().await;
+        if mutation {
+            response.data = async_graphql::Value::Null;
+        }
+    }
+    response
+}
+
+/// The transaction, once every resolver and DataLoader task has let go of it. A loader
+/// task can still be finishing for a moment after handing over its result.
+async fn take_back(mut txn: Arc<DatabaseTransaction>) -> Option<DatabaseTransaction> {
+    for _ in 0..200 {
+        match Arc::try_unwrap(txn) {
+            Ok(txn) => return Some(txn),
+            Err(shared) => txn = shared,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    None
+}
+
+/// Every error a client sees has a code. async-graphql's own parse, validation and
+/// input-coercion errors carry none and concern the client's input: BAD_USER_INPUT. An
+/// uncoded error raised while resolving a field (it has a path) slipped past ApiError:
+/// its text may hold internals, so it is logged and replaced by INTERNAL.
+fn ensure_error_codes(response: &mut Response) {
+    for error in &mut response.errors {
+        let has_code = error.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        if error.path.is_empty() || error.message.starts_with("Failed to parse") {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "BAD_USER_INPUT");
+        } else {
+            let replacement = to_server_error(ApiError::internal(std::mem::take(&mut error.message)));
+            error.message = replacement.message;
+            error.extensions = replacement.extensions;
+        }
+    }
+}
+
+fn to_server_error(err: ApiError) -> ServerError {
+    let error: async_graphql::Error = err.into();
+    let mut server_error = error.into_server_error(async_graphql::Pos::default());
+    // Not raised at any place in the document.
+    server_error.locations.clear();
+    server_error
+}
+
+/// A response carrying only an error.
+pub fn error_response(err: ApiError) -> Response {
+    Response::from_errors(vec![to_server_error(err)])
+}

@@ -1,0 +1,65 @@
+//! Running a filtered, ordered, paginated list query and fetching one row by id.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait, Select};
+use uuid::Uuid;
+
+use super::connection::{PagedConnection, TotalCount};
+use super::errors::{ApiError, ApiResult};
+use super::pagination::{Ordering, PageArgs, into_page, keyset_select};
+
+/// Raw paging arguments, as every list field takes them.
+pub struct Paging {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+/// One page of `select` (already filtered and scoped) in `ordering`, as a connection.
+pub async fn page<E, P, C>(
+    db: &C,
+    select: Select<E>,
+    ordering: Ordering<E>,
+    paging: Paging,
+    wrap: fn(E::Model) -> P::Node,
+) -> ApiResult<P>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    P: PagedConnection,
+    C: ConnectionTrait,
+{
+    let args = PageArgs::new(
+        paging.first,
+        paging.after,
+        paging.last,
+        paging.before,
+        &ordering.tag,
+    )?;
+    let count = TotalCount::Query(Box::new(select.clone().into_query()));
+    let rows = keyset_select(select, &ordering, &args)
+        .all(db)
+        .await
+        .map_err(ApiError::from)?;
+    let page = into_page(rows, &ordering.tag, ordering.key_of, &args);
+    Ok(P::assemble(page.map(wrap), count))
+}
+
+/// One row by id within `select`'s scope, or None (also for ids of other tenants, which
+/// RLS hides: a foreign id looks exactly like a missing one).
+pub async fn by_id<E, C>(
+    db: &C,
+    select: Select<E>,
+    id_column: E::Column,
+    id: Uuid,
+) -> ApiResult<Option<E::Model>>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    Ok(select
+        .filter(id_column.eq(id))
+        .one(db)
+        .await
+        .map_err(ApiError::from)?)
+}

@@ -1,0 +1,364 @@
+//! DataLoaders: every relation is fetched for all parents of a page in one statement, so
+//! the number of statements does not grow with page size (no N+1).
+//!
+//! Loaders are built per operation around the operation's tenant transaction (RLS
+//! applies to everything they read) and dropped with it; none is stored on the schema.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entity::{audit_log, refresh_tokens, security_events, threat_events, trusted_devices, users};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    Statement, Value,
+};
+use uuid::Uuid;
+
+use super::errors::ApiError;
+use super::pagination::{Cursor, PageArgs, SortDirection, SortKey};
+
+type LoadError = async_graphql::Error;
+
+fn no_transaction() -> LoadError {
+    ApiError::unauthenticated().into()
+}
+
+fn db_error(e: sea_orm::DbErr) -> LoadError {
+    ApiError::from(e).into()
+}
+
+/// Rows of one table by primary key.
+pub struct ByIdLoader<E> {
+    txn: Option<Arc<DatabaseTransaction>>,
+    _entity: PhantomData<E>,
+}
+
+/// Tables whose rows the by-id loader fetches.
+pub trait LoadById: EntityTrait {
+    fn id_column() -> Self::Column;
+    fn id_of(model: &Self::Model) -> Uuid;
+}
+
+impl<E> Loader<Uuid> for ByIdLoader<E>
+where
+    E: LoadById + Send + Sync + 'static,
+    E::Model: Send + Sync + Clone + 'static,
+{
+    type Value = E::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, E::Model>, LoadError> {
+        let txn = self.txn.as_ref().ok_or_else(no_transaction)?;
+        let rows = E::find()
+            .filter(E::id_column().is_in(keys.iter().copied()))
+            .all(txn.as_ref())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(|m| (E::id_of(&m), m)).collect())
+    }
+}
+
+macro_rules! load_by_id {
+    ($module:ident, $column:ident, $field:ident) => {
+        impl LoadById for $module::Entity {
+            fn id_column() -> Self::Column {
+                $module::Column::$column
+            }
+            fn id_of(model: &Self::Model) -> Uuid {
+                model.$field
+            }
+        }
+    };
+}
+
+load_by_id!(users, UserId, user_id);
+load_by_id!(threat_events, ThreatId, threat_id);
+load_by_id!(security_events, EventId, event_id);
+
+/// The per-user lists reachable from a User.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserList {
+    SecurityEvents,
+    Sessions,
+    TrustedDevices,
+    AuditLog,
+    /// Counted only (User.backupCodesRemaining): the codes are never listed.
+    UnusedBackupCodes,
+}
+
+impl UserList {
+    /// (table, sort column, id column): constants, never client input.
+    fn sql_names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            UserList::SecurityEvents => ("security_events", "\"timestamp\"", "event_id"),
+            UserList::Sessions => ("refresh_tokens", "created_at", "token_id"),
+            UserList::TrustedDevices => ("trusted_devices", "last_seen_at", "device_id"),
+            UserList::AuditLog => ("audit_log", "\"timestamp\"", "audit_id"),
+            UserList::UnusedBackupCodes => ("mfa_backup_codes", "created_at", "code_id"),
+        }
+    }
+
+    /// Rows of the table that belong to the list.
+    fn count_condition(self) -> &'static str {
+        match self {
+            UserList::UnusedBackupCodes => "and used_at is null",
+            _ => "",
+        }
+    }
+
+    /// The cursor tag of the list (newest first).
+    pub fn order_tag(self) -> &'static str {
+        match self {
+            UserList::SecurityEvents => "USER_EVENTS_DESC",
+            UserList::Sessions => "USER_SESSIONS_DESC",
+            UserList::TrustedDevices => "USER_DEVICES_DESC",
+            UserList::AuditLog => "USER_AUDIT_DESC",
+            UserList::UnusedBackupCodes => "USER_BACKUP_CODES",
+        }
+    }
+}
+
+/// One page of one user's list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserPageKey {
+    pub user_id: Uuid,
+    pub args: PageArgs,
+}
+
+/// A per-user list whose rows the lateral loader can read.
+pub trait UserOwned: EntityTrait {
+    const LIST: UserList;
+    fn user_of(model: &Self::Model) -> Option<Uuid>;
+    fn key_of(model: &Self::Model) -> (SortKey, Uuid);
+}
+
+impl UserOwned for security_events::Entity {
+    const LIST: UserList = UserList::SecurityEvents;
+    fn user_of(m: &Self::Model) -> Option<Uuid> {
+        m.user_id
+    }
+    fn key_of(m: &Self::Model) -> (SortKey, Uuid) {
+        (SortKey::Time(m.timestamp), m.event_id)
+    }
+}
+
+impl UserOwned for refresh_tokens::Entity {
+    const LIST: UserList = UserList::Sessions;
+    fn user_of(m: &Self::Model) -> Option<Uuid> {
+        Some(m.user_id)
+    }
+    fn key_of(m: &Self::Model) -> (SortKey, Uuid) {
+        (SortKey::Time(m.created_at), m.token_id)
+    }
+}
+
+impl UserOwned for trusted_devices::Entity {
+    const LIST: UserList = UserList::TrustedDevices;
+    fn user_of(m: &Self::Model) -> Option<Uuid> {
+        Some(m.user_id)
+    }
+    fn key_of(m: &Self::Model) -> (SortKey, Uuid) {
+        (SortKey::Time(m.last_seen_at), m.device_id)
+    }
+}
+
+impl UserOwned for audit_log::Entity {
+    const LIST: UserList = UserList::AuditLog;
+    fn user_of(m: &Self::Model) -> Option<Uuid> {
+        m.user_id
+    }
+    fn key_of(m: &Self::Model) -> (SortKey, Uuid) {
+        (SortKey::Time(m.timestamp), m.audit_id)
+    }
+}
+
+/// Pages of a per-user list for many users in one statement: a LATERAL join runs the
+/// keyset query once per user inside PostgreSQL, each on the (tenant, user, key) index.
+pub struct UserPageLoader<E> {
+    txn: Option<Arc<DatabaseTransaction>>,
+    _entity: PhantomData<E>,
+}
+
+impl<E> Loader<UserPageKey> for UserPageLoader<E>
+where
+    E: UserOwned + Send + Sync + 'static,
+    E::Model: FromQueryResult + Send + Sync + Clone + 'static,
+{
+    type Value = Vec<E::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[UserPageKey]) -> Result<HashMap<UserPageKey, Vec<E::Model>>, LoadError> {
+        let txn = self.txn.as_ref().ok_or_else(no_transaction)?;
+        // Keys asking for the same page shape share one statement.
+        let mut by_args: HashMap<&PageArgs, Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            by_args.entry(&key.args).or_default().push(key.user_id);
+        }
+        let mut result = HashMap::new();
+        for (args, user_ids) in by_args {
+            let rows = E::find()
+                .from_raw_sql(lateral_page_sql(E::LIST, &user_ids, args))
+                .all(txn.as_ref())
+                .await
+                .map_err(db_error)?;
+            let mut grouped: HashMap<Uuid, Vec<E::Model>> = HashMap::new();
+            for row in rows {
+                if let Some(user) = E::user_of(&row) {
+                    grouped.entry(user).or_default().push(row);
+                }
+            }
+            for user_id in user_ids {
+                let rows = grouped.remove(&user_id).unwrap_or_default();
+                result.insert(
+                    UserPageKey {
+                        user_id,
+                        args: args.clone(),
+                    },
+                    rows,
+                );
+            }
+        }
+        Ok(result)
+    }
+}
+
+fn lateral_page_sql(list: UserList, user_ids: &[Uuid], args: &PageArgs) -> Statement {
+    let (table, sort, id) = list.sql_names();
+    // These lists are newest first; paging backwards reads them oldest first.
+    let descending = !args.backward;
+    let (cmp, dir) = if descending { ("<", "desc") } else { (">", "asc") };
+    let mut values: Vec<Value> = vec![user_ids.to_vec().into()];
+    let keyset = match &args.cursor {
+        Some(Cursor {
+            key: SortKey::Time(t),
+            id: cursor_id,
+            ..
+        }) => {
+            values.push((*t).into());
+            values.push((*cursor_id).into());
+            format!("and (x.{sort}, x.{id}) {cmp} ($2, $3)")
+        }
+        _ => String::new(),
+    };
+    values.push(((args.size + 1) as i64).into());
+    let limit = values.len();
+    let sql = format!(
+        "select t.* from unnest($1::uuid[]) as p(parent_id) cross join lateral ( \
+           select x.* from {table} x where x.user_id = p.parent_id {keyset} \
+           order by x.{sort} {dir}, x.{id} {dir} limit ${limit}) t"
+    );
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Which per-user list to count, for whom.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListCountKey {
+    pub list: UserList,
+    pub user_id: Uuid,
+}
+
+/// `totalCount` of per-user lists, for all users of a page in one grouped COUNT.
+pub struct ListCountLoader {
+    txn: Option<Arc<DatabaseTransaction>>,
+}
+
+impl Loader<ListCountKey> for ListCountLoader {
+    type Value = i64;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ListCountKey]) -> Result<HashMap<ListCountKey, i64>, LoadError> {
+        let txn = self.txn.as_ref().ok_or_else(no_transaction)?;
+        let mut by_list: HashMap<UserList, Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            by_list.entry(key.list).or_default().push(key.user_id);
+        }
+        let mut result = HashMap::new();
+        for (list, user_ids) in by_list {
+            let (table, _, _) = list.sql_names();
+            let extra = list.count_condition();
+            let rows = txn
+                .query_all_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    format!(
+                        "select user_id, count(*) as n from {table} where user_id = any($1) {extra} group by user_id"
+                    ),
+                    [user_ids.clone().into()],
+                ))
+                .await
+                .map_err(db_error)?;
+            for user_id in &user_ids {
+                result.insert(
+                    ListCountKey {
+                        list,
+                        user_id: *user_id,
+                    },
+                    0,
+                );
+            }
+            for row in rows {
+                let user_id: Uuid = row.try_get("", "user_id").map_err(db_error)?;
+                let n: i64 = row.try_get("", "n").map_err(db_error)?;
+                result.insert(ListCountKey { list, user_id }, n);
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// The loaders of one operation.
+pub struct Loaders {
+    pub users: DataLoader<ByIdLoader<users::Entity>>,
+    pub threats: DataLoader<ByIdLoader<threat_events::Entity>>,
+    pub events: DataLoader<ByIdLoader<security_events::Entity>>,
+    pub user_events: DataLoader<UserPageLoader<security_events::Entity>>,
+    pub user_sessions: DataLoader<UserPageLoader<refresh_tokens::Entity>>,
+    pub user_devices: DataLoader<UserPageLoader<trusted_devices::Entity>>,
+    pub user_audit: DataLoader<UserPageLoader<audit_log::Entity>>,
+    pub list_counts: DataLoader<ListCountLoader>,
+}
+
+impl Loaders {
+    pub fn new(txn: Option<Arc<DatabaseTransaction>>) -> Loaders {
+        fn by_id<E>(txn: &Option<Arc<DatabaseTransaction>>) -> DataLoader<ByIdLoader<E>>
+        where
+            E: LoadById + Send + Sync + 'static,
+            E::Model: Send + Sync + Clone + 'static,
+        {
+            DataLoader::new(
+                ByIdLoader {
+                    txn: txn.clone(),
+                    _entity: PhantomData,
+                },
+                tokio::spawn,
+            )
+        }
+        fn pages<E>(txn: &Option<Arc<DatabaseTransaction>>) -> DataLoader<UserPageLoader<E>>
+        where
+            E: UserOwned + Send + Sync + 'static,
+            E::Model: FromQueryResult + Send + Sync + Clone + 'static,
+        {
+            DataLoader::new(
+                UserPageLoader {
+                    txn: txn.clone(),
+                    _entity: PhantomData,
+                },
+                tokio::spawn,
+            )
+        }
+        Loaders {
+            users: by_id(&txn),
+            threats: by_id(&txn),
+            events: by_id(&txn),
+            user_events: pages(&txn),
+            user_sessions: pages(&txn),
+            user_devices: pages(&txn),
+            user_audit: pages(&txn),
+            list_counts: DataLoader::new(ListCountLoader { txn }, tokio::spawn),
+        }
+    }
+}
+
+/// Direction of the per-user lists (newest first).
+pub const USER_LIST_DIRECTION: SortDirection = SortDirection::Desc;

@@ -1,0 +1,103 @@
+//! Sessions (refresh tokens) and trusted devices. The token itself is never exposed:
+//! only its row.
+
+use async_graphql::{Context, Object};
+use chrono::{DateTime, Utc};
+use entity::{refresh_tokens, trusted_devices};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::super::errors::ApiResult;
+use super::super::scalars::IpAddress;
+use super::enums::{DbEnum, DeviceType};
+use super::{User, load_user};
+
+/// One session: a refresh-token family of one user on one device.
+pub struct Session(pub refresh_tokens::Model);
+
+#[Object]
+impl Session {
+    async fn id(&self) -> Uuid {
+        self.0.token_id
+    }
+    async fn user_id(&self) -> Uuid {
+        self.0.user_id
+    }
+    async fn user(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        load_user(ctx, Some(self.0.user_id)).await
+    }
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+    /// Neither revoked nor expired.
+    async fn is_active(&self) -> bool {
+        self.0.revoked_at.is_none() && self.0.expires_at > Utc::now()
+    }
+    async fn device_fingerprint(&self) -> Option<&str> {
+        self.0.device_fingerprint.as_deref()
+    }
+    async fn ip_address(&self) -> Option<IpAddress> {
+        self.0.ip_address.map(IpAddress::from)
+    }
+    async fn user_agent(&self) -> Option<&str> {
+        self.0.user_agent.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A device a user signs in from, with how far it is trusted.
+pub struct TrustedDevice(pub trusted_devices::Model);
+
+#[Object]
+impl TrustedDevice {
+    async fn id(&self) -> Uuid {
+        self.0.device_id
+    }
+    async fn user_id(&self) -> Uuid {
+        self.0.user_id
+    }
+    async fn user(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        load_user(ctx, Some(self.0.user_id)).await
+    }
+    async fn device_fingerprint(&self) -> &str {
+        &self.0.device_fingerprint
+    }
+    async fn device_name(&self) -> Option<&str> {
+        self.0.device_name.as_deref()
+    }
+    async fn device_type(&self) -> ApiResult<Option<DeviceType>> {
+        Ok(self
+            .0
+            .device_type
+            .as_deref()
+            .map(DeviceType::from_db)
+            .transpose()?)
+    }
+    /// 0 to 100.
+    async fn trust_score(&self) -> Decimal {
+        self.0.trust_score
+    }
+    async fn is_trusted(&self) -> bool {
+        self.0.is_trusted
+    }
+    async fn first_seen_at(&self) -> DateTime<Utc> {
+        self.0.first_seen_at
+    }
+    async fn last_seen_at(&self) -> DateTime<Utc> {
+        self.0.last_seen_at
+    }
+    async fn last_ip_address(&self) -> Option<IpAddress> {
+        self.0.last_ip_address.map(IpAddress::from)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
