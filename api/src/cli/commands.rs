@@ -255,7 +255,7 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %config.listen, graphiql = config.graphiql_enabled(), "ultracore serving");
-    crate::server::serve(listener, crate::server::router(gateway), shutdown).await?;
+    crate::server::serve(listener, crate::server::router(gateway), shutdown.wait()).await?;
     app_db.close().await.ok();
     tracing::info!("stopped");
     Ok(())

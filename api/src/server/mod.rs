@@ -28,10 +28,13 @@ pub fn router(gateway: Gateway) -> Router {
         .with_state(gateway)
 }
 
-/// Serves until `shutdown` fires, then stops accepting and drains in-flight requests.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: ShutdownSignal) -> std::io::Result<()> {
+/// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests.
+pub async fn serve<F>(listener: TcpListener, app: Router, shutdown: F) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .with_graceful_shutdown(shutdown)
         .await
 }
 /// SIGTERM/SIGINT, caught from the moment the process starts serving rather than from
