@@ -8,6 +8,7 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, BatchResponse, Data, Executor, Request, Response};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response as HttpResponse};
@@ -62,8 +63,18 @@ pub async fn post_graphql(
     State(gateway): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> HttpResponse {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let limit = gateway.services.config.graphql.max_body_bytes;
+            return refuse(
+                rejection.status(),
+                ApiError::BadUserInput(format!("the request body is too large or unreadable (limit {limit} bytes)")),
+            );
+        }
+    };
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
