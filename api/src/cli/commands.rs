@@ -140,10 +140,11 @@ async fn create_user(
         first_name,
         last_name,
         phone_number: phone,
+        permissions: Vec::new(),
     };
-    let user_id = users::create_user(&txn, tenant_id, None, new_user).await?;
+    let user = users::create_user(&txn, &crate::domain::Actor::cli(tenant_id), new_user).await?;
     txn.commit().await?;
-    println!("{user_id}");
+    println!("{}", user.user_id);
     Ok(ExitCode::SUCCESS)
 }
 

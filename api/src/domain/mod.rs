@@ -1,8 +1,15 @@
 //! Domain operations. Each takes the connection or transaction it must run on and does
 //! one thing; the CLI and (later) GraphQL resolvers only parse input and call these.
 
+pub mod actor;
+pub mod devices;
+pub mod incidents;
+pub mod intel;
 pub mod tenants;
+pub mod threats;
 pub mod users;
+
+pub use actor::Actor;
 
 use crate::auth::password::PasswordError;
 
@@ -16,6 +23,8 @@ pub enum DomainError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("you are not allowed to do this")]
+    Forbidden,
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error("database error: {0}")]

@@ -3,8 +3,7 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use uuid::Uuid;
 
-use super::DomainError;
-use crate::audit::{self, AuditEntry};
+use super::{Actor, DomainError};
 use crate::db::errors::is_unique_violation;
 
 /// A tenant slug: lowercase letters, digits and inner hyphens, 1 to 63 characters (the
@@ -59,19 +58,10 @@ pub async fn create_tenant(owner: &DatabaseConnection, slug: &str, name: &str) -
             e.into()
         });
     }
-    audit::record(
-        &txn,
-        tenant_id,
-        AuditEntry {
-            action: "tenant.create".into(),
-            entity_type: "tenant".into(),
-            entity_id: Some(tenant_id),
-            new_values: Some(serde_json::json!({ "slug": slug, "name": name })),
-            user_agent: Some("ultracore-cli".into()),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let new_values = serde_json::json!({ "slug": slug, "name": name });
+    Actor::cli(tenant_id)
+        .audit(&txn, "tenant.create", "tenant", tenant_id, None, Some(new_values))
+        .await?;
     txn.commit().await?;
     Ok(tenant_id)
 }

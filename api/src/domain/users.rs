@@ -1,11 +1,18 @@
-//! User accounts.
+//! User accounts: creation (CLI and API) and the changes an operator of a bank makes.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use chrono::{DateTime, Utc};
+use entity::users;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Set,
+    Statement,
+};
+use serde_json::json;
 use uuid::Uuid;
 
-use super::DomainError;
-use crate::audit::{self, AuditEntry};
+use super::{Actor, DomainError};
 use crate::auth::password::{self, PasswordOwner};
+use crate::auth::permissions::{Permission, Principal};
 use crate::auth::roles::Role;
 use crate::db::errors::{is_unique_violation, violated_constraint};
 
@@ -19,6 +26,41 @@ pub struct NewUser {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub phone_number: Option<String>,
+    pub permissions: Vec<String>,
+}
+
+fn check_text(field: &str, value: &Option<String>, max: usize) -> Result<(), DomainError> {
+    if let Some(v) = value
+        && (v.chars().count() > max || v.chars().any(char::is_control))
+    {
+        return Err(DomainError::Invalid(format!(
+            "{field} must be at most {max} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_email(email: &str) -> Result<(), DomainError> {
+    let shape_ok = email.chars().count() <= 255
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+    if shape_ok {
+        Ok(())
+    } else {
+        Err(DomainError::Invalid(format!("{email:?} is not an email address")))
+    }
+}
+
+fn check_permissions(permissions: &[String]) -> Result<(), DomainError> {
+    if permissions.len() > Permission::ALL.len() {
+        return Err(DomainError::Invalid("too many permission strings".into()));
+    }
+    match permissions.iter().find(|p| Permission::parse(p).is_none()) {
+        Some(unknown) => Err(DomainError::Invalid(format!("unknown permission {unknown:?}"))),
+        None => Ok(()),
+    }
 }
 
 fn validate_identity(user: &NewUser) -> Result<(), DomainError> {
@@ -33,40 +75,50 @@ fn validate_identity(user: &NewUser) -> Result<(), DomainError> {
             "username must not contain spaces or control characters".into(),
         ));
     }
-    let email = user.email.as_str();
-    let shape_ok = email.chars().count() <= 255
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
-    if !shape_ok {
-        return Err(DomainError::Invalid(format!("{email:?} is not an email address")));
-    }
-    for (field, value, max) in [
-        ("first name", &user.first_name, 100),
-        ("last name", &user.last_name, 100),
-        ("phone number", &user.phone_number, 50),
-    ] {
-        if let Some(v) = value
-            && (v.chars().count() > max || v.chars().any(char::is_control))
-        {
-            return Err(DomainError::Invalid(format!(
-                "{field} must be at most {max} printable characters"
-            )));
-        }
-    }
-    Ok(())
+    check_email(&user.email)?;
+    check_text("first name", &user.first_name, 100)?;
+    check_text("last name", &user.last_name, 100)?;
+    check_text("phone number", &user.phone_number, 50)?;
+    check_permissions(&user.permissions)
 }
 
-/// Creates a user in the tenant of `txn` (a tenant transaction), hashing the password
-/// off the async runtime and recording the creation in the audit log on the same
-/// transaction. `actor` is the user who did it (None for the operator's CLI).
+/// The audited view of a user: everything but secrets.
+pub fn snapshot(user: &users::Model) -> serde_json::Value {
+    json!({
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "phone_number": user.phone_number,
+        "role": user.role,
+        "permissions": user.permissions,
+        "is_active": user.is_active,
+        "is_locked": user.is_locked,
+        "locked_until": user.locked_until,
+    })
+}
+
+fn clash(err: sea_orm::DbErr, username: &str, email: &str) -> DomainError {
+    // Uniqueness is per tenant, so this names a clash inside the caller's own tenant.
+    match violated_constraint(&err).as_deref() {
+        Some("idx_users_username") => {
+            DomainError::Conflict(format!("a user named {username:?} already exists in this tenant"))
+        }
+        Some("idx_users_email") => {
+            DomainError::Conflict(format!("the email {email:?} is already used in this tenant"))
+        }
+        _ if is_unique_violation(&err) => DomainError::Conflict("the user already exists".into()),
+        _ => err.into(),
+    }
+}
+
+/// Creates a user in the actor's tenant (the caller has checked who may), hashing the
+/// password off the async runtime and auditing on the same transaction.
 pub async fn create_user<C: ConnectionTrait>(
     txn: &C,
-    tenant_id: Uuid,
-    actor: Option<Uuid>,
+    actor: &Actor,
     user: NewUser,
-) -> Result<Uuid, DomainError> {
+) -> Result<users::Model, DomainError> {
     validate_identity(&user)?;
     password::check_policy(
         &user.password,
@@ -77,62 +129,268 @@ pub async fn create_user<C: ConnectionTrait>(
             last_name: user.last_name.as_deref(),
         },
     )?;
-    let password_hash = password::hash_password(user.password).await?;
+    let password_hash = password::hash_password(user.password.clone()).await?;
     let user_id = Uuid::now_v7();
-    let inserted = txn
+    let inserted = users::ActiveModel {
+        user_id: Set(user_id),
+        tenant_id: Set(actor.tenant_id),
+        username: Set(user.username.clone()),
+        email: Set(user.email.clone()),
+        password_hash: Set(password_hash),
+        role: Set(user.role.as_str().to_string()),
+        permissions: Set(user.permissions.clone()),
+        first_name: Set(user.first_name.clone()),
+        last_name: Set(user.last_name.clone()),
+        phone_number: Set(user.phone_number.clone()),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await
+    .map_err(|e| clash(e, &user.username, &user.email))?;
+    actor
+        .audit(
+            txn,
+            "user.create",
+            "user",
+            user_id,
+            None,
+            Some(snapshot(&inserted)),
+        )
+        .await?;
+    Ok(inserted)
+}
+
+/// The user with `id`, locked for update; NOT_FOUND also for other tenants' ids (RLS).
+async fn lock_user<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<users::Model, DomainError> {
+    users::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or_else(|| DomainError::NotFound("no such user".into()))
+}
+
+fn role_of(user: &users::Model) -> Result<Role, DomainError> {
+    user.role
+        .parse()
+        .map_err(|_| DomainError::Invalid(format!("stored role {:?} is unknown", user.role)))
+}
+
+/// Users may be managed only by someone who outranks them, and never by themselves
+/// (no self-promotion, no self-lock-out of the last admin by accident).
+fn check_manage(by: &Principal, target: &users::Model) -> Result<(), DomainError> {
+    if by.user_id == target.user_id || !by.can(Permission::UsersManage) || !by.outranks(role_of(target)?) {
+        return Err(DomainError::Forbidden);
+    }
+    Ok(())
+}
+
+/// Ends every session of a user (role change, lock, deactivation: ASVS 7.4.2).
+async fn revoke_sessions<C: ConnectionTrait>(txn: &C, user_id: Uuid) -> Result<u64, DomainError> {
+    let result = txn
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "insert into users (user_id, tenant_id, username, email, password_hash, role, \
-                                first_name, last_name, phone_number) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            [
-                user_id.into(),
-                tenant_id.into(),
-                user.username.clone().into(),
-                user.email.clone().into(),
-                password_hash.into(),
-                user.role.as_str().into(),
-                user.first_name.clone().into(),
-                user.last_name.clone().into(),
-                user.phone_number.clone().into(),
-            ],
+            "update refresh_tokens set revoked_at = now() where user_id = $1 and revoked_at is null",
+            [user_id.into()],
         ))
-        .await;
-    if let Err(e) = inserted {
-        // Uniqueness is per tenant, so this names a clash inside the caller's own tenant.
-        return Err(match violated_constraint(&e).as_deref() {
-            Some("idx_users_username") => DomainError::Conflict(format!(
-                "a user named {:?} already exists in this tenant",
-                user.username
-            )),
-            Some("idx_users_email") => DomainError::Conflict(format!(
-                "the email {:?} is already used in this tenant",
-                user.email
-            )),
-            _ if is_unique_violation(&e) => DomainError::Conflict("the user already exists".into()),
-            _ => e.into(),
-        });
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// Profile fields a user (or their manager) may change.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone_number: Option<String>,
+}
+
+pub async fn update_profile<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    by: &Principal,
+    id: Uuid,
+    change: ProfileChange,
+) -> Result<users::Model, DomainError> {
+    let user = lock_user(txn, id).await?;
+    if by.user_id != id {
+        check_manage(by, &user)?;
     }
-    audit::record(
-        txn,
-        tenant_id,
-        AuditEntry {
-            user_id: actor,
-            action: "user.create".into(),
-            entity_type: "user".into(),
-            entity_id: Some(user_id),
-            new_values: Some(serde_json::json!({
-                "username": user.username,
-                "email": user.email,
-                "role": user.role.as_str(),
-                "first_name": user.first_name,
-                "last_name": user.last_name,
-                "phone_number": user.phone_number,
-            })),
-            user_agent: actor.is_none().then(|| "ultracore-cli".to_string()),
-            ..Default::default()
-        },
-    )
-    .await?;
-    Ok(user_id)
+    if let Some(email) = &change.email {
+        check_email(email)?;
+    }
+    check_text("first name", &change.first_name, 100)?;
+    check_text("last name", &change.last_name, 100)?;
+    check_text("phone number", &change.phone_number, 50)?;
+    let old = snapshot(&user);
+    let mut active: users::ActiveModel = user.clone().into();
+    if let Some(email) = change.email {
+        // A new address is unverified until confirmed again.
+        active.is_verified = Set(email.eq_ignore_ascii_case(&user.email) && user.is_verified);
+        active.email = Set(email);
+    }
+    if let Some(v) = change.first_name {
+        active.first_name = Set(Some(v).filter(|s| !s.is_empty()));
+    }
+    if let Some(v) = change.last_name {
+        active.last_name = Set(Some(v).filter(|s| !s.is_empty()));
+    }
+    if let Some(v) = change.phone_number {
+        active.phone_number = Set(Some(v).filter(|s| !s.is_empty()));
+    }
+    let updated = active
+        .update(txn)
+        .await
+        .map_err(|e| clash(e, &user.username, "the new email"))?;
+    actor
+        .audit(
+            txn,
+            "user.update_profile",
+            "user",
+            id,
+            Some(old),
+            Some(snapshot(&updated)),
+        )
+        .await?;
+    Ok(updated)
+}
+
+/// Changes role and extra permissions (users:roles). The caller must outrank both the
+/// current and the new role, and only grant permission strings they hold themselves.
+pub async fn change_role<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    by: &Principal,
+    id: Uuid,
+    role: Role,
+    permissions: Vec<String>,
+) -> Result<users::Model, DomainError> {
+    let user = lock_user(txn, id).await?;
+    if by.user_id == id
+        || !by.can(Permission::UsersRoles)
+        || !by.outranks(role_of(&user)?)
+        || !by.outranks(role)
+    {
+        return Err(DomainError::Forbidden);
+    }
+    check_permissions(&permissions)?;
+    if permissions
+        .iter()
+        .filter_map(|p| Permission::parse(p))
+        .any(|p| !by.can(p))
+    {
+        return Err(DomainError::Forbidden);
+    }
+    let old = snapshot(&user);
+    let mut active: users::ActiveModel = user.into();
+    active.role = Set(role.as_str().to_string());
+    active.permissions = Set(permissions);
+    let updated = active.update(txn).await?;
+    let revoked = revoke_sessions(txn, id).await?;
+    let mut new = snapshot(&updated);
+    new["sessions_revoked"] = json!(revoked);
+    actor
+        .audit(txn, "user.change_role", "user", id, Some(old), Some(new))
+        .await?;
+    Ok(updated)
+}
+
+/// Locks an account (until a time, or until unlocked) and ends its sessions.
+pub async fn lock<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    by: &Principal,
+    id: Uuid,
+    until: Option<DateTime<Utc>>,
+    reason: Option<String>,
+) -> Result<users::Model, DomainError> {
+    let user = lock_user(txn, id).await?;
+    check_manage(by, &user)?;
+    check_text("reason", &reason, 500)?;
+    if until.is_some_and(|t| t <= Utc::now()) {
+        return Err(DomainError::Invalid("a lock must end in the future".into()));
+    }
+    let old = snapshot(&user);
+    let mut active: users::ActiveModel = user.into();
+    active.is_locked = Set(true);
+    active.locked_until = Set(until);
+    let updated = active.update(txn).await?;
+    let revoked = revoke_sessions(txn, id).await?;
+    let mut new = snapshot(&updated);
+    new["reason"] = json!(reason);
+    new["sessions_revoked"] = json!(revoked);
+    actor
+        .audit(txn, "user.lock", "user", id, Some(old), Some(new))
+        .await?;
+    Ok(updated)
+}
+
+pub async fn unlock<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    by: &Principal,
+    id: Uuid,
+) -> Result<users::Model, DomainError> {
+    let user = lock_user(txn, id).await?;
+    check_manage(by, &user)?;
+    let old = snapshot(&user);
+    let mut active: users::ActiveModel = user.into();
+    active.is_locked = Set(false);
+    active.locked_until = Set(None);
+    active.failed_login_attempts = Set(0);
+    let updated = active.update(txn).await?;
+    actor
+        .audit(
+            txn,
+            "user.unlock",
+            "user",
+            id,
+            Some(old),
+            Some(snapshot(&updated)),
+        )
+        .await?;
+    Ok(updated)
+}
+
+/// Deactivates an account (it can no longer sign in) and ends its sessions. Users are
+/// never deleted: their audit trail must keep pointing at them.
+pub async fn deactivate<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    by: &Principal,
+    id: Uuid,
+) -> Result<users::Model, DomainError> {
+    let user = lock_user(txn, id).await?;
+    check_manage(by, &user)?;
+    let old = snapshot(&user);
+    let mut active: users::ActiveModel = user.into();
+    active.is_active = Set(false);
+    let updated = active.update(txn).await?;
+    let revoked = revoke_sessions(txn, id).await?;
+    let mut new = snapshot(&updated);
+    new["sessions_revoked"] = json!(revoked);
+    actor
+        .audit(txn, "user.deactivate", "user", id, Some(old), Some(new))
+        .await?;
+    Ok(updated)
+}
+
+/// Whether every id is a user of the current tenant (ids of other tenants are invisible
+/// and so count as unknown).
+pub async fn all_exist<C: ConnectionTrait>(txn: &C, ids: &[Uuid]) -> Result<bool, DomainError> {
+    if ids.is_empty() {
+        return Ok(true);
+    }
+    let found = users::Entity::find()
+        .filter(users::Column::UserId.is_in(ids.iter().copied()))
+        .select_only()
+        .column_as(Expr::cust("count(*)"), "n")
+        .into_tuple::<i64>()
+        .one(txn)
+        .await?
+        .unwrap_or(0);
+    let mut distinct = ids.to_vec();
+    distinct.sort();
+    distinct.dedup();
+    Ok(found == distinct.len() as i64)
 }

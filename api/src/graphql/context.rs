@@ -61,6 +61,17 @@ impl RequestContext {
         }
     }
 
+    /// The caller as the audit log records them.
+    pub fn actor(&self) -> Result<crate::domain::Actor, ApiError> {
+        let principal = self.principal()?;
+        Ok(crate::domain::Actor {
+            tenant_id: principal.tenant_id,
+            user_id: Some(principal.user_id),
+            ip: self.client.ip.map(|ip| ip.to_string()),
+            user_agent: self.client.user_agent.clone(),
+        })
+    }
+
     /// The operation's tenant transaction (present whenever there is a principal).
     pub fn db(&self) -> Result<&DatabaseTransaction, ApiError> {
         self.txn.as_deref().ok_or_else(ApiError::unauthenticated)

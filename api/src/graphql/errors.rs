@@ -111,6 +111,7 @@ impl From<DomainError> for ApiError {
         match err {
             DomainError::Invalid(m) | DomainError::Conflict(m) => ApiError::BadUserInput(m),
             DomainError::NotFound(m) => ApiError::NotFound(m),
+            DomainError::Forbidden => ApiError::Forbidden,
             DomainError::Password(p) => match p {
                 crate::auth::password::PasswordError::Hashing(e) => ApiError::internal(e),
                 other => ApiError::BadUserInput(other.to_string()),

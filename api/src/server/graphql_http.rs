@@ -71,7 +71,9 @@ pub async fn post_graphql(
             let limit = gateway.services.config.graphql.max_body_bytes;
             return refuse(
                 rejection.status(),
-                ApiError::BadUserInput(format!("the request body is too large or unreadable (limit {limit} bytes)")),
+                ApiError::BadUserInput(format!(
+                    "the request body is too large or unreadable (limit {limit} bytes)"
+                )),
             );
         }
     };

@@ -1,9 +1,18 @@
-//! The mutation root, merged from one object per domain.
+//! The mutation root, merged from one object per domain. Every mutation runs in the
+//! operation's read-write tenant transaction and writes its audit row on it.
 
 pub mod auth;
+pub mod devices;
+pub mod threats;
+pub mod users;
 
 use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(auth::AuthMutation);
+pub struct MutationRoot(
+    auth::AuthMutation,
+    users::UsersMutation,
+    threats::ThreatsMutation,
+    devices::DevicesMutation,
+);
