@@ -23,6 +23,13 @@ pub const DEFAULT_PAGE: u64 = 20;
 /// Largest page a client may ask for.
 pub const MAX_PAGE: u64 = 100;
 
+/// The complexity of a list field: its page size times the complexity of one row, so a
+/// client cannot ask for 100 × 100 × 100 nested rows within the complexity limit.
+pub fn page_complexity(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
+    let size = first.or(last).map_or(DEFAULT_PAGE, |n| n.clamp(0, MAX_PAGE as i32) as u64) as usize;
+    size.max(1).saturating_mul(child_complexity).saturating_add(1)
+}
+
 /// Sort direction of a list.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SortDirection {

@@ -109,6 +109,7 @@ pub struct EventsQuery;
 impl EventsQuery {
     /// Security events of the tenant, newest first (events:read; without it, the caller's own).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn security_events(
         &self,
         ctx: &Context<'_>,

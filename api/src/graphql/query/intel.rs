@@ -190,6 +190,7 @@ pub struct IntelQuery;
 impl IntelQuery {
     /// Indicators: the tenant's own and the global ones (intel:read).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn threat_intelligence(
         &self,
         ctx: &Context<'_>,
@@ -230,6 +231,7 @@ impl IntelQuery {
 
     /// Rate-limit windows (rate_limits:read).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn rate_limit_entries(
         &self,
         ctx: &Context<'_>,
@@ -270,6 +272,7 @@ impl IntelQuery {
 
     /// The audit log, newest first (audit:read).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

@@ -138,6 +138,7 @@ pub struct SessionsQuery;
 impl SessionsQuery {
     /// Sessions of the tenant (sessions:read; without it, the caller's own).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn sessions(
         &self,
         ctx: &Context<'_>,
@@ -176,6 +177,7 @@ impl SessionsQuery {
 
     /// Devices of the tenant (devices:read; without it, the caller's own).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn trusted_devices(
         &self,
         ctx: &Context<'_>,

@@ -163,6 +163,7 @@ pub struct ThreatsQuery;
 impl ThreatsQuery {
     /// Detected threats (threats:read).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn threat_events(
         &self,
         ctx: &Context<'_>,
@@ -203,6 +204,7 @@ impl ThreatsQuery {
 
     /// Incidents (incidents:read).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn security_incidents(
         &self,
         ctx: &Context<'_>,

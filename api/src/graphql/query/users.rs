@@ -124,6 +124,7 @@ impl UsersQuery {
 
     /// Users of the tenant (users:read; without it, only the caller).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

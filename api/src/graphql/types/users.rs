@@ -157,6 +157,7 @@ impl User {
     }
 
     /// The user's security events, newest first (themselves, or events:read).
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn security_events(
         &self,
         ctx: &Context<'_>,
@@ -182,6 +183,7 @@ impl User {
     }
 
     /// The user's sessions, newest first (themselves, or sessions:read).
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn sessions(
         &self,
         ctx: &Context<'_>,
@@ -207,6 +209,7 @@ impl User {
     }
 
     /// The user's devices, most recently seen first (themselves, or devices:read).
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn trusted_devices(
         &self,
         ctx: &Context<'_>,
@@ -232,6 +235,7 @@ impl User {
     }
 
     /// Audit entries the user made, newest first (audit:read).
+    #[graphql(complexity = "super::super::pagination::page_complexity(first, last, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
