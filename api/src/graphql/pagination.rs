@@ -26,7 +26,9 @@ pub const MAX_PAGE: u64 = 100;
 /// The complexity of a list field: its page size times the complexity of one row, so a
 /// client cannot ask for 100 × 100 × 100 nested rows within the complexity limit.
 pub fn page_complexity(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
-    let size = first.or(last).map_or(DEFAULT_PAGE, |n| n.clamp(0, MAX_PAGE as i32) as u64) as usize;
+    let size = first
+        .or(last)
+        .map_or(DEFAULT_PAGE, |n| n.clamp(0, MAX_PAGE as i32) as u64) as usize;
     size.max(1).saturating_mul(child_complexity).saturating_add(1)
 }
 
@@ -176,6 +178,31 @@ pub struct Ordering<E: EntityTrait> {
     pub id: E::Column,
     pub direction: SortDirection,
     pub key_of: fn(&E::Model) -> (SortKey, Uuid),
+}
+
+impl<E: EntityTrait> Ordering<E> {
+    /// A list ordered by `sort`, then `id`; its cursors are tagged `<name>_DESC` or
+    /// `<name>_ASC`.
+    pub fn new(
+        name: &str,
+        descending: bool,
+        sort: E::Column,
+        id: E::Column,
+        key_of: fn(&E::Model) -> (SortKey, Uuid),
+    ) -> Self {
+        let (suffix, direction) = if descending {
+            ("DESC", SortDirection::Desc)
+        } else {
+            ("ASC", SortDirection::Asc)
+        };
+        Ordering {
+            tag: format!("{name}_{suffix}"),
+            sort,
+            id,
+            direction,
+            key_of,
+        }
+    }
 }
 
 /// Relay's page info.

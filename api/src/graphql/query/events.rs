@@ -12,7 +12,7 @@ use super::super::errors::{ApiError, ApiResult};
 use super::super::filters::{ScoreRange, TimeRange, check_in, contains, in_network, score_range, time_range};
 use super::super::guards::Scope;
 use super::super::lists::{Paging, by_id, page};
-use super::super::pagination::{Ordering, SortDirection, SortKey};
+use super::super::pagination::{Ordering, SortKey};
 use super::super::scalars::Cidr;
 use super::super::types::SecurityEvent;
 use super::super::types::enums::{ActionTaken, DbEnum, EventCategory, Severity, db_values};
@@ -44,17 +44,14 @@ pub enum SecurityEventOrder {
 }
 
 fn ordering(order: SecurityEventOrder) -> Ordering<security_events::Entity> {
-    let (tag, direction) = match order {
-        SecurityEventOrder::TimestampDesc => ("EVENTS_TIMESTAMP_DESC", SortDirection::Desc),
-        SecurityEventOrder::TimestampAsc => ("EVENTS_TIMESTAMP_ASC", SortDirection::Asc),
-    };
-    Ordering {
-        tag: tag.into(),
-        sort: security_events::Column::Timestamp,
-        id: security_events::Column::EventId,
-        direction,
-        key_of: |m| (SortKey::Time(m.timestamp), m.event_id),
-    }
+    let descending = order == SecurityEventOrder::TimestampDesc;
+    Ordering::<security_events::Entity>::new(
+        "EVENTS_TIMESTAMP",
+        descending,
+        security_events::Column::Timestamp,
+        security_events::Column::EventId,
+        |m| (SortKey::Time(m.timestamp), m.event_id),
+    )
 }
 
 fn scoped(principal: &Principal) -> Select<security_events::Entity> {

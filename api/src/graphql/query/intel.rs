@@ -12,7 +12,7 @@ use super::super::errors::{ApiError, ApiResult};
 use super::super::filters::{ScoreRange, TimeRange, in_network, score_range, time_range};
 use super::super::guards::require;
 use super::super::lists::{Paging, by_id, page};
-use super::super::pagination::{Ordering, SortDirection, SortKey};
+use super::super::pagination::{Ordering, SortKey};
 use super::super::scalars::Cidr;
 use super::super::types::enums::{DbEnum, IndicatorType, Severity};
 use super::super::types::{AuditEntry, RateLimitEntry, ThreatIndicator};
@@ -47,17 +47,14 @@ pub enum ThreatIndicatorOrder {
 }
 
 fn intel_ordering(order: ThreatIndicatorOrder) -> Ordering<threat_intelligence::Entity> {
-    let (tag, direction) = match order {
-        ThreatIndicatorOrder::CreatedAtDesc => ("INTEL_CREATED_AT_DESC", SortDirection::Desc),
-        ThreatIndicatorOrder::CreatedAtAsc => ("INTEL_CREATED_AT_ASC", SortDirection::Asc),
-    };
-    Ordering {
-        tag: tag.into(),
-        sort: threat_intelligence::Column::CreatedAt,
-        id: threat_intelligence::Column::IntelId,
-        direction,
-        key_of: |m| (SortKey::Time(m.created_at), m.intel_id),
-    }
+    let descending = order == ThreatIndicatorOrder::CreatedAtDesc;
+    Ordering::<threat_intelligence::Entity>::new(
+        "INTEL_CREATED_AT",
+        descending,
+        threat_intelligence::Column::CreatedAt,
+        threat_intelligence::Column::IntelId,
+        |m| (SortKey::Time(m.created_at), m.intel_id),
+    )
 }
 
 fn intel_condition(filter: ThreatIndicatorFilter) -> Result<Condition, ApiError> {
@@ -104,17 +101,14 @@ pub enum RateLimitEntryOrder {
 }
 
 fn rate_ordering(order: RateLimitEntryOrder) -> Ordering<rate_limit_entries::Entity> {
-    let (tag, direction) = match order {
-        RateLimitEntryOrder::WindowStartDesc => ("RATE_LIMITS_WINDOW_DESC", SortDirection::Desc),
-        RateLimitEntryOrder::WindowStartAsc => ("RATE_LIMITS_WINDOW_ASC", SortDirection::Asc),
-    };
-    Ordering {
-        tag: tag.into(),
-        sort: rate_limit_entries::Column::WindowStart,
-        id: rate_limit_entries::Column::EntryId,
-        direction,
-        key_of: |m| (SortKey::Time(m.window_start), m.entry_id),
-    }
+    let descending = order == RateLimitEntryOrder::WindowStartDesc;
+    Ordering::<rate_limit_entries::Entity>::new(
+        "RATE_LIMITS_WINDOW",
+        descending,
+        rate_limit_entries::Column::WindowStart,
+        rate_limit_entries::Column::EntryId,
+        |m| (SortKey::Time(m.window_start), m.entry_id),
+    )
 }
 
 fn rate_condition(filter: RateLimitEntryFilter) -> Result<Condition, ApiError> {
@@ -152,17 +146,14 @@ pub enum AuditEntryOrder {
 }
 
 fn audit_ordering(order: AuditEntryOrder) -> Ordering<audit_log::Entity> {
-    let (tag, direction) = match order {
-        AuditEntryOrder::TimestampDesc => ("AUDIT_TIMESTAMP_DESC", SortDirection::Desc),
-        AuditEntryOrder::TimestampAsc => ("AUDIT_TIMESTAMP_ASC", SortDirection::Asc),
-    };
-    Ordering {
-        tag: tag.into(),
-        sort: audit_log::Column::Timestamp,
-        id: audit_log::Column::AuditId,
-        direction,
-        key_of: |m| (SortKey::Time(m.timestamp), m.audit_id),
-    }
+    let descending = order == AuditEntryOrder::TimestampDesc;
+    Ordering::<audit_log::Entity>::new(
+        "AUDIT_TIMESTAMP",
+        descending,
+        audit_log::Column::Timestamp,
+        audit_log::Column::AuditId,
+        |m| (SortKey::Time(m.timestamp), m.audit_id),
+    )
 }
 
 fn audit_condition(filter: AuditEntryFilter) -> Result<Condition, ApiError> {

@@ -12,7 +12,7 @@ use super::super::errors::{ApiError, ApiResult};
 use super::super::filters::{TimeRange, in_network, time_range};
 use super::super::guards::Scope;
 use super::super::lists::{Paging, by_id, page};
-use super::super::pagination::{Ordering, SortDirection, SortKey};
+use super::super::pagination::{Ordering, SortKey};
 use super::super::scalars::Cidr;
 use super::super::types::enums::{DbEnum, DeviceType};
 use super::super::types::{Session, TrustedDevice};
@@ -35,17 +35,14 @@ pub enum SessionOrder {
 }
 
 fn session_ordering(order: SessionOrder) -> Ordering<refresh_tokens::Entity> {
-    let (tag, direction) = match order {
-        SessionOrder::CreatedAtDesc => ("SESSIONS_CREATED_AT_DESC", SortDirection::Desc),
-        SessionOrder::CreatedAtAsc => ("SESSIONS_CREATED_AT_ASC", SortDirection::Asc),
-    };
-    Ordering {
-        tag: tag.into(),
-        sort: refresh_tokens::Column::CreatedAt,
-        id: refresh_tokens::Column::TokenId,
-        direction,
-        key_of: |m| (SortKey::Time(m.created_at), m.token_id),
-    }
+    let descending = order == SessionOrder::CreatedAtDesc;
+    Ordering::<refresh_tokens::Entity>::new(
+        "SESSIONS_CREATED_AT",
+        descending,
+        refresh_tokens::Column::CreatedAt,
+        refresh_tokens::Column::TokenId,
+        |m| (SortKey::Time(m.created_at), m.token_id),
+    )
 }
 
 fn scoped_sessions(principal: &Principal) -> Select<refresh_tokens::Entity> {
@@ -97,17 +94,14 @@ pub enum TrustedDeviceOrder {
 }
 
 fn device_ordering(order: TrustedDeviceOrder) -> Ordering<trusted_devices::Entity> {
-    let (tag, direction) = match order {
-        TrustedDeviceOrder::LastSeenAtDesc => ("DEVICES_LAST_SEEN_DESC", SortDirection::Desc),
-        TrustedDeviceOrder::LastSeenAtAsc => ("DEVICES_LAST_SEEN_ASC", SortDirection::Asc),
-    };
-    Ordering {
-        tag: tag.into(),
-        sort: trusted_devices::Column::LastSeenAt,
-        id: trusted_devices::Column::DeviceId,
-        direction,
-        key_of: |m| (SortKey::Time(m.last_seen_at), m.device_id),
-    }
+    let descending = order == TrustedDeviceOrder::LastSeenAtDesc;
+    Ordering::<trusted_devices::Entity>::new(
+        "DEVICES_LAST_SEEN",
+        descending,
+        trusted_devices::Column::LastSeenAt,
+        trusted_devices::Column::DeviceId,
+        |m| (SortKey::Time(m.last_seen_at), m.device_id),
+    )
 }
 
 fn scoped_devices(principal: &Principal) -> Select<trusted_devices::Entity> {

@@ -13,7 +13,7 @@ use super::super::errors::{ApiError, ApiResult};
 use super::super::filters::{ScoreRange, TimeRange, check_in, contains, score_range, time_range};
 use super::super::guards::require;
 use super::super::lists::{Paging, by_id, page};
-use super::super::pagination::{Ordering, SortDirection, SortKey};
+use super::super::pagination::{Ordering, SortKey};
 use super::super::types::enums::{
     DbEnum, DetectionMethod, IncidentStatus, Priority, Severity, ThreatStatus, db_values,
 };
@@ -43,17 +43,14 @@ pub enum ThreatEventOrder {
 }
 
 fn threat_ordering(order: ThreatEventOrder) -> Ordering<threat_events::Entity> {
-    let (tag, direction) = match order {
-        ThreatEventOrder::DetectedAtDesc => ("THREATS_DETECTED_AT_DESC", SortDirection::Desc),
-        ThreatEventOrder::DetectedAtAsc => ("THREATS_DETECTED_AT_ASC", SortDirection::Asc),
-    };
-    Ordering {
-        tag: tag.into(),
-        sort: threat_events::Column::DetectedAt,
-        id: threat_events::Column::ThreatId,
-        direction,
-        key_of: |m| (SortKey::Time(m.detected_at), m.threat_id),
-    }
+    let descending = order == ThreatEventOrder::DetectedAtDesc;
+    Ordering::<threat_events::Entity>::new(
+        "THREATS_DETECTED_AT",
+        descending,
+        threat_events::Column::DetectedAt,
+        threat_events::Column::ThreatId,
+        |m| (SortKey::Time(m.detected_at), m.threat_id),
+    )
 }
 
 fn threat_condition(filter: ThreatEventFilter) -> Result<Condition, ApiError> {
@@ -110,17 +107,14 @@ pub enum SecurityIncidentOrder {
 }
 
 fn incident_ordering(order: SecurityIncidentOrder) -> Ordering<security_incidents::Entity> {
-    let (tag, direction) = match order {
-        SecurityIncidentOrder::CreatedAtDesc => ("INCIDENTS_CREATED_AT_DESC", SortDirection::Desc),
-        SecurityIncidentOrder::CreatedAtAsc => ("INCIDENTS_CREATED_AT_ASC", SortDirection::Asc),
-    };
-    Ordering {
-        tag: tag.into(),
-        sort: security_incidents::Column::CreatedAt,
-        id: security_incidents::Column::IncidentId,
-        direction,
-        key_of: |m| (SortKey::Time(m.created_at), m.incident_id),
-    }
+    let descending = order == SecurityIncidentOrder::CreatedAtDesc;
+    Ordering::<security_incidents::Entity>::new(
+        "INCIDENTS_CREATED_AT",
+        descending,
+        security_incidents::Column::CreatedAt,
+        security_incidents::Column::IncidentId,
+        |m| (SortKey::Time(m.created_at), m.incident_id),
+    )
 }
 
 fn incident_condition(filter: SecurityIncidentFilter) -> Result<Condition, ApiError> {

@@ -12,7 +12,7 @@ use super::super::errors::{ApiError, ApiResult};
 use super::super::filters::{ScoreRange, TimeRange, check_in, contains, score_range, time_range};
 use super::super::guards::Scope;
 use super::super::lists::{Paging, by_id, page};
-use super::super::pagination::{Ordering, SortDirection, SortKey};
+use super::super::pagination::{Ordering, SortKey};
 use super::super::types::enums::{UserRole, db_values};
 use super::super::types::{Tenant, User};
 use crate::auth::permissions::{Permission, Principal};
@@ -37,17 +37,14 @@ pub enum UserOrder {
 }
 
 fn ordering(order: UserOrder) -> Ordering<users::Entity> {
-    let (tag, direction) = match order {
-        UserOrder::CreatedAtDesc => ("USERS_CREATED_AT_DESC", SortDirection::Desc),
-        UserOrder::CreatedAtAsc => ("USERS_CREATED_AT_ASC", SortDirection::Asc),
-    };
-    Ordering {
-        tag: tag.into(),
-        sort: users::Column::CreatedAt,
-        id: users::Column::UserId,
-        direction,
-        key_of: |m| (SortKey::Time(m.created_at), m.user_id),
-    }
+    let descending = order == UserOrder::CreatedAtDesc;
+    Ordering::<users::Entity>::new(
+        "USERS_CREATED_AT",
+        descending,
+        users::Column::CreatedAt,
+        users::Column::UserId,
+        |m| (SortKey::Time(m.created_at), m.user_id),
+    )
 }
 
 /// The users a caller may list: all of the tenant with users:read, else only themselves.
