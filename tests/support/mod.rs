@@ -15,7 +15,11 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod fixture;
+pub mod gateway;
 pub mod sql;
+pub mod tokens;
+pub mod walk;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

@@ -95,7 +95,13 @@ pub async fn login(
     if attempt.password.len() > MAX_CHARS * 4 || attempt.password.chars().count() > MAX_CHARS {
         return Err(LoginError::Refused("password over the length limit"));
     }
-    if attempt.username.is_empty() || attempt.username.chars().count() > 255 || attempt.tenant.len() > 63 {
+    let malformed = |s: &str| s.chars().any(char::is_control);
+    if attempt.username.is_empty()
+        || attempt.username.chars().count() > 255
+        || attempt.tenant.len() > 63
+        || malformed(&attempt.username)
+        || malformed(&attempt.tenant)
+    {
         return Err(LoginError::Refused("malformed identifier"));
     }
     let tenant_id = resolve_tenant(db, &attempt.tenant).await?;

@@ -101,6 +101,9 @@ impl From<sea_orm::DbErr> for ApiError {
             Some("57014") => ApiError::BadUserInput("the operation took too long and was cancelled".into()),
             // A check constraint: the input broke a rule the schema enforces.
             Some("23514") => ApiError::BadUserInput("a value is outside its allowed range".into()),
+            // Text PostgreSQL cannot store (a NUL character) or a value too long for its column.
+            Some("22021") => ApiError::BadUserInput("text contains a character that cannot be stored".into()),
+            Some("22001") => ApiError::BadUserInput("a value is longer than its field allows".into()),
             _ => ApiError::internal(err),
         }
     }

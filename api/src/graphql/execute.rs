@@ -178,7 +178,15 @@ fn ensure_error_codes(response: &mut Response) {
         if has_code {
             continue;
         }
-        if error.path.is_empty() || error.message.starts_with("Failed to parse") {
+        let input_error = [
+            "Failed to parse",
+            "Expected input type",
+            "Invalid value for argument",
+            "Variable ",
+        ]
+        .iter()
+        .any(|prefix| error.message.starts_with(prefix));
+        if error.path.is_empty() || input_error {
             error
                 .extensions
                 .get_or_insert_with(Default::default)

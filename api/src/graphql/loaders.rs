@@ -1,5 +1,6 @@
-//! DataLoaders: every relation is fetched for all parents of a page in one statement, so
-//! the number of statements does not grow with page size (no N+1).
+//! Loaders: every relation is fetched for all parents of a page in one statement, so
+//! the number of statements does not grow with page size (no N+1). The loaders
+//! implement async-graphql's `Loader` trait and are driven by [`Batcher`].
 //!
 //! Loaders are built per operation around the operation's tenant transaction (RLS
 //! applies to everything they read) and dropped with it; none is stored on the schema.
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::Loader;
 use entity::{audit_log, refresh_tokens, security_events, threat_events, trusted_devices, users};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
@@ -16,6 +17,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::batcher::Batcher;
 use super::errors::ApiError;
 use super::pagination::{Cursor, PageArgs, SortDirection, SortKey};
 
@@ -309,43 +311,37 @@ impl Loader<ListCountKey> for ListCountLoader {
 
 /// The loaders of one operation.
 pub struct Loaders {
-    pub users: DataLoader<ByIdLoader<users::Entity>>,
-    pub threats: DataLoader<ByIdLoader<threat_events::Entity>>,
-    pub events: DataLoader<ByIdLoader<security_events::Entity>>,
-    pub user_events: DataLoader<UserPageLoader<security_events::Entity>>,
-    pub user_sessions: DataLoader<UserPageLoader<refresh_tokens::Entity>>,
-    pub user_devices: DataLoader<UserPageLoader<trusted_devices::Entity>>,
-    pub user_audit: DataLoader<UserPageLoader<audit_log::Entity>>,
-    pub list_counts: DataLoader<ListCountLoader>,
+    pub users: Batcher<Uuid, ByIdLoader<users::Entity>>,
+    pub threats: Batcher<Uuid, ByIdLoader<threat_events::Entity>>,
+    pub events: Batcher<Uuid, ByIdLoader<security_events::Entity>>,
+    pub user_events: Batcher<UserPageKey, UserPageLoader<security_events::Entity>>,
+    pub user_sessions: Batcher<UserPageKey, UserPageLoader<refresh_tokens::Entity>>,
+    pub user_devices: Batcher<UserPageKey, UserPageLoader<trusted_devices::Entity>>,
+    pub user_audit: Batcher<UserPageKey, UserPageLoader<audit_log::Entity>>,
+    pub list_counts: Batcher<ListCountKey, ListCountLoader>,
 }
 
 impl Loaders {
     pub fn new(txn: Option<Arc<DatabaseTransaction>>) -> Loaders {
-        fn by_id<E>(txn: &Option<Arc<DatabaseTransaction>>) -> DataLoader<ByIdLoader<E>>
+        fn by_id<E>(txn: &Option<Arc<DatabaseTransaction>>) -> Batcher<Uuid, ByIdLoader<E>>
         where
             E: LoadById + Send + Sync + 'static,
             E::Model: Send + Sync + Clone + 'static,
         {
-            DataLoader::new(
-                ByIdLoader {
-                    txn: txn.clone(),
-                    _entity: PhantomData,
-                },
-                tokio::spawn,
-            )
+            Batcher::new(ByIdLoader {
+                txn: txn.clone(),
+                _entity: PhantomData,
+            })
         }
-        fn pages<E>(txn: &Option<Arc<DatabaseTransaction>>) -> DataLoader<UserPageLoader<E>>
+        fn pages<E>(txn: &Option<Arc<DatabaseTransaction>>) -> Batcher<UserPageKey, UserPageLoader<E>>
         where
             E: UserOwned + Send + Sync + 'static,
             E::Model: FromQueryResult + Send + Sync + Clone + 'static,
         {
-            DataLoader::new(
-                UserPageLoader {
-                    txn: txn.clone(),
-                    _entity: PhantomData,
-                },
-                tokio::spawn,
-            )
+            Batcher::new(UserPageLoader {
+                txn: txn.clone(),
+                _entity: PhantomData,
+            })
         }
         Loaders {
             users: by_id(&txn),
@@ -355,7 +351,7 @@ impl Loaders {
             user_sessions: pages(&txn),
             user_devices: pages(&txn),
             user_audit: pages(&txn),
-            list_counts: DataLoader::new(ListCountLoader { txn }, tokio::spawn),
+            list_counts: Batcher::new(ListCountLoader { txn }),
         }
     }
 }

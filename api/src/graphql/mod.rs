@@ -1,6 +1,7 @@
 //! The GraphQL API: schema assembly and limits, the per-operation executor, errors,
 //! pagination, loaders, guards, and the query/mutation/type modules by domain.
 
+pub mod batcher;
 pub mod connection;
 pub mod context;
 pub mod document;

@@ -91,14 +91,19 @@ pub async fn post_graphql(
             ApiError::BadUserInput("send the operation as application/json".into()),
         );
     }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
-        Ok(batch) => batch,
-        Err(_) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                ApiError::BadUserInput("the body is not a GraphQL request".into()),
-            );
-        }
+    // Decide single or batch by the first byte: async-graphql's untagged BatchRequest
+    // would read `[]` as one empty request.
+    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let parsed = if is_batch {
+        serde_json::from_slice::<Vec<Request>>(&body).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice::<Request>(&body).map(BatchRequest::Single)
+    };
+    let Ok(batch) = parsed else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            ApiError::BadUserInput("the body is not a GraphQL request".into()),
+        );
     };
     let max_batch = gateway.services.config.graphql.max_batch;
     if let BatchRequest::Batch(requests) = &batch

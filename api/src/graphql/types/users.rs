@@ -286,7 +286,7 @@ pub struct PageArgsIn {
 
 async fn user_page<E, P>(
     user_id: Uuid,
-    loader: &async_graphql::dataloader::DataLoader<super::super::loaders::UserPageLoader<E>>,
+    loader: &super::super::batcher::Batcher<UserPageKey, super::super::loaders::UserPageLoader<E>>,
     raw: PageArgsIn,
     wrap: fn(E::Model) -> P::Node,
 ) -> ApiResult<P>
