@@ -160,13 +160,19 @@ pub async fn create_user<C: ConnectionTrait>(
     Ok(inserted)
 }
 
-/// The user with `id`, locked for update; NOT_FOUND also for other tenants' ids (RLS).
-async fn lock_user<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<users::Model, DomainError> {
-    users::Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or_else(|| DomainError::NotFound("no such user".into()))
+/// The user with `id`, locked for update. NOT_FOUND for ids of other tenants (RLS hides
+/// them) and for users the caller may not see (without users:read, only oneself): an
+/// unseen user and a missing one answer alike.
+async fn lock_user<C: ConnectionTrait>(
+    txn: &C,
+    by: &Principal,
+    id: Uuid,
+) -> Result<users::Model, DomainError> {
+    let user = users::Entity::find_by_id(id).lock_exclusive().one(txn).await?;
+    match user {
+        Some(u) if by.user_id == id || by.can(Permission::UsersRead) => Ok(u),
+        _ => Err(DomainError::NotFound("no such user".into())),
+    }
 }
 
 fn role_of(user: &users::Model) -> Result<Role, DomainError> {
@@ -212,7 +218,7 @@ pub async fn update_profile<C: ConnectionTrait>(
     id: Uuid,
     change: ProfileChange,
 ) -> Result<users::Model, DomainError> {
-    let user = lock_user(txn, id).await?;
+    let user = lock_user(txn, by, id).await?;
     if by.user_id != id {
         check_manage(by, &user)?;
     }
@@ -265,7 +271,7 @@ pub async fn change_role<C: ConnectionTrait>(
     role: Role,
     permissions: Vec<String>,
 ) -> Result<users::Model, DomainError> {
-    let user = lock_user(txn, id).await?;
+    let user = lock_user(txn, by, id).await?;
     if by.user_id == id
         || !by.can(Permission::UsersRoles)
         || !by.outranks(role_of(&user)?)
@@ -304,7 +310,7 @@ pub async fn lock<C: ConnectionTrait>(
     until: Option<DateTime<Utc>>,
     reason: Option<String>,
 ) -> Result<users::Model, DomainError> {
-    let user = lock_user(txn, id).await?;
+    let user = lock_user(txn, by, id).await?;
     check_manage(by, &user)?;
     check_text("reason", &reason, 500)?;
     if until.is_some_and(|t| t <= Utc::now()) {
@@ -331,7 +337,7 @@ pub async fn unlock<C: ConnectionTrait>(
     by: &Principal,
     id: Uuid,
 ) -> Result<users::Model, DomainError> {
-    let user = lock_user(txn, id).await?;
+    let user = lock_user(txn, by, id).await?;
     check_manage(by, &user)?;
     let old = snapshot(&user);
     let mut active: users::ActiveModel = user.into();
@@ -360,7 +366,7 @@ pub async fn deactivate<C: ConnectionTrait>(
     by: &Principal,
     id: Uuid,
 ) -> Result<users::Model, DomainError> {
-    let user = lock_user(txn, id).await?;
+    let user = lock_user(txn, by, id).await?;
     check_manage(by, &user)?;
     let old = snapshot(&user);
     let mut active: users::ActiveModel = user.into();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Response, ServerError};
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
 
 use super::GatewaySchema;
 use super::context::{ClientInfo, RequestContext};
@@ -97,26 +97,34 @@ impl Gateway {
             Err(_) => None,
         };
 
-        let txn = match (&principal, kind) {
-            (Some(p), Some(kind)) => {
+        // The token is only a claim: the session and the user are re-read inside the
+        // operation's transaction, so a revoked session, a lock, a deactivation or a role
+        // change takes effect on the very next request, on every gateway copy.
+        let (principal, txn) = match (principal, kind) {
+            (Some(claimed), Some(kind)) => {
                 let access = if kind == OperationType::Mutation {
                     Access::ReadWrite
                 } else {
                     Access::ReadOnly
                 };
-                match begin_tenant_transaction(
+                let txn = match begin_tenant_transaction(
                     &self.services.db,
-                    TenantScope::user(p.tenant_id, p.user_id),
+                    TenantScope::user(claimed.tenant_id, claimed.user_id),
                     access,
                     self.services.config.database.statement_timeout_ms,
                 )
                 .await
                 {
-                    Ok(txn) => Some(Arc::new(txn)),
+                    Ok(txn) => txn,
+                    Err(e) => return error_response(ApiError::internal(e)),
+                };
+                match current_principal(&txn, &claimed).await {
+                    Ok(Some(principal)) => (Some(principal), Some(Arc::new(txn))),
+                    Ok(None) => return error_response(ApiError::Unauthenticated("the session has ended")),
                     Err(e) => return error_response(ApiError::internal(e)),
                 }
             }
-            _ => None,
+            (principal, _) => (principal, None),
         };
 
         let context = RequestContext::new(principal, client, txn.clone());
@@ -128,6 +136,40 @@ impl Gateway {
             None => response,
         }
     }
+}
+
+/// The caller as the database knows them now: None when the session is revoked or
+/// expired, or the user is deactivated or locked. Role and permissions come from the
+/// user's row, not from the token, so a demotion applies at once.
+async fn current_principal(
+    txn: &DatabaseTransaction,
+    claimed: &Principal,
+) -> Result<Option<Principal>, sea_orm::DbErr> {
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "select u.role, u.permissions from users u \
+              where u.user_id = $1 and u.is_active and not u.is_locked \
+                and (u.locked_until is null or u.locked_until <= now()) \
+                and exists (select 1 from refresh_tokens r \
+                             where r.token_id = $2 and r.user_id = u.user_id \
+                               and r.revoked_at is null and r.expires_at > now())",
+            [claimed.user_id.into(), claimed.session_id.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let role: String = row.try_get("", "role")?;
+    let permissions: Vec<String> = row.try_get("", "permissions")?;
+    let Ok(role) = role.parse::<Role>() else {
+        return Ok(None);
+    };
+    Ok(Some(Principal::new(
+        claimed.tenant_id,
+        claimed.user_id,
+        claimed.session_id,
+        role,
+        &permissions,
+    )))
 }
 
 /// COMMIT when the operation returned no error, ROLLBACK otherwise. A rolled-back

@@ -41,7 +41,8 @@ pub struct UsersMutation;
 
 #[Object]
 impl UsersMutation {
-    /// Creates a user (users:manage) with a role below the caller's own.
+    /// Creates a user (users:manage) with a role below the caller's own (a super admin
+    /// may create any role).
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> ApiResult<User> {
         let req = request(ctx);
         let principal = req.principal()?;

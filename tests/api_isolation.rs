@@ -1,0 +1,1647 @@
+//! Tenant isolation through every path a client has, as tenant A ("acme") with a
+//! super_admin token (who may see everything in A): every root query, every relation and
+//! every mutation of the LIVE schema must never show, count, change or link a row of
+//! tenant B ("globex"), and asking for B's id must look exactly like asking for an id that
+//! does not exist.
+//!
+//! The case tables below are the contract: `every_field_of_the_live_schema_has_an_isolation_case`
+//! walks the schema through introspection and fails when a Query field, a Mutation field
+//! or a relation field has no case here, so a field added later without an isolation case
+//! breaks the build's tests. Each test below runs the cases of its table and checks at the
+//! end that it exercised exactly them.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sea_orm::DatabaseConnection;
+use serde_json::{Value, json};
+use support::fixture::{A, B, Fixture};
+use support::gateway::{TestGateway, errors, first_error_code, parse_body};
+use support::walk::{
+    LiveSchema, fingerprint_changes, global_intel_ids, mask_uuids, tenant_count, tenant_fingerprint,
+    tenant_ids, tenant_universe, uuids_in,
+};
+use support::{TestDb, assert_no_findings, sql};
+use uuid::Uuid;
+
+/// Root list queries and the table each lists.
+const LIST_CASES: [(&str, &str); 9] = [
+    ("users", "users"),
+    ("sessions", "refresh_tokens"),
+    ("trustedDevices", "trusted_devices"),
+    ("securityEvents", "security_events"),
+    ("threatEvents", "threat_events"),
+    ("securityIncidents", "security_incidents"),
+    ("threatIntelligence", "threat_intelligence"),
+    ("rateLimitEntries", "rate_limit_entries"),
+    ("auditLog", "audit_log"),
+];
+
+/// Root fetch-by-id queries and the table each reads.
+const BY_ID_CASES: [(&str, &str); 9] = [
+    ("user", "users"),
+    ("session", "refresh_tokens"),
+    ("trustedDevice", "trusted_devices"),
+    ("securityEvent", "security_events"),
+    ("threatEvent", "threat_events"),
+    ("securityIncident", "security_incidents"),
+    ("threatIndicator", "threat_intelligence"),
+    ("rateLimitEntry", "rate_limit_entries"),
+    ("auditEntry", "audit_log"),
+];
+
+/// Root queries about the caller (or about nothing tenant-owned).
+const CALLER_CASES: [&str; 3] = ["me", "tenant", "version"];
+
+/// Relation fields: (type, field, table of the rows it yields).
+const RELATION_CASES: [(&str, &str, &str); 14] = [
+    ("User", "securityEvents", "security_events"),
+    ("User", "sessions", "refresh_tokens"),
+    ("User", "trustedDevices", "trusted_devices"),
+    ("User", "auditLog", "audit_log"),
+    ("SecurityEvent", "user", "users"),
+    ("Session", "user", "users"),
+    ("TrustedDevice", "user", "users"),
+    ("AuditEntry", "user", "users"),
+    ("RateLimitEntry", "user", "users"),
+    ("ThreatEvent", "affectedUsers", "users"),
+    ("SecurityIncident", "assignee", "users"),
+    ("SecurityIncident", "relatedThreats", "threat_events"),
+    ("SecurityIncident", "relatedEvents", "security_events"),
+    ("AuthPayload", "user", "users"),
+];
+
+/// Mutations covered by `user_mutations_on_tenant_b_ids_look_like_missing_ids_and_change_nothing_in_b`.
+const USER_MUTATION_CASES: [&str; 7] = [
+    "login",
+    "createUser",
+    "updateUserProfile",
+    "changeUserRole",
+    "lockUser",
+    "unlockUser",
+    "deactivateUser",
+];
+
+/// Mutations covered by `threat_incident_and_intel_mutations_never_reach_tenant_b`.
+const THREAT_MUTATION_CASES: [&str; 9] = [
+    "reportThreat",
+    "changeThreatStatus",
+    "openIncident",
+    "assignIncident",
+    "changeIncidentStatus",
+    "changeIncidentPriority",
+    "linkIncident",
+    "addThreatIndicator",
+    "deactivateThreatIndicator",
+];
+
+/// Mutations covered by `device_mutations_on_tenant_b_devices_look_like_missing_ids`.
+const DEVICE_MUTATION_CASES: [&str; 2] = ["renameTrustedDevice", "revokeDeviceTrust"];
+
+/// Raw id arrays stored on A's rows. The fixture plants B's ids in them on purpose (no
+/// foreign key can hold arrays): they are A's own column values, echoed as stored, so
+/// scans for B's ids skip them; the relations built from them must not cross.
+const STORED_ID_ARRAYS: [&str; 3] = ["affectedUserIds", "relatedThreatIds", "relatedEventIds"];
+
+/// A password the policy accepts, for users the tests create in B.
+const B_ONLY_PASSWORD: &str = "globex only passphrase 7731 kestrel";
+/// A different one for the same username created in A.
+const A_PASSWORD: &str = "acme side passphrase 5519 heron";
+
+/// Everything a test needs; fields drop in order, the database last.
+struct World {
+    gw: TestGateway,
+    owner: DatabaseConnection,
+    fx: Fixture,
+    /// A's super_admin.
+    token: String,
+    /// B's super_admin (only to set up B-only rows).
+    b_token: String,
+    _db: TestDb,
+}
+
+async fn world() -> World {
+    let db = TestDb::new().await;
+    let fx = Fixture::seed(&db).await;
+    let gw = TestGateway::start(&db).await;
+    let token = fx.login(&gw, A, "super_admin").await;
+    let b_token = fx.login(&gw, B, "super_admin").await;
+    let owner = db.owner().await;
+    World {
+        gw,
+        owner,
+        fx,
+        token,
+        b_token,
+        _db: db,
+    }
+}
+
+impl World {
+    /// POSTs one operation as A's super_admin; the raw status and body text.
+    async fn post(&self, query: &str, variables: Value) -> (u16, String) {
+        self.post_as(Some(&self.token), query, variables).await
+    }
+
+    async fn post_as(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, String) {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        self.gw.post_raw("application/json", body, token).await
+    }
+
+    /// B's ids in every table, B's tenant id and the global indicator excluded.
+    async fn b_universe(&self) -> BTreeSet<Uuid> {
+        tenant_universe(&self.owner, self.fx.b.tenant_id).await
+    }
+}
+
+/// A JSON value with the keys in `keys` removed everywhere.
+fn without_keys(value: &Value, keys: &[&str]) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), without_keys(v, keys)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| without_keys(v, keys)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// B's ids a response mentions (outside A's stored id arrays).
+fn b_ids_in(body: &Value, b_universe: &BTreeSet<Uuid>) -> Vec<Uuid> {
+    uuids_in(&without_keys(body, &STORED_ID_ARRAYS).to_string())
+        .intersection(b_universe)
+        .copied()
+        .collect()
+}
+
+fn uuid_at(value: &Value, pointer: &str) -> Option<Uuid> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+fn node_ids(connection: &Value) -> Vec<Uuid> {
+    connection["edges"]
+        .as_array()
+        .map(|edges| edges.iter().filter_map(|e| uuid_at(e, "/node/id")).collect())
+        .unwrap_or_default()
+}
+
+fn ids_of(list: &Value) -> Vec<Uuid> {
+    list.as_array()
+        .map(|items| items.iter().filter_map(|x| uuid_at(x, "/id")).collect())
+        .unwrap_or_default()
+}
+
+fn set<T: Ord + Clone>(items: &[T]) -> BTreeSet<T> {
+    items.iter().cloned().collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The schema walk
+// ---------------------------------------------------------------------------------------
+
+/// The fields a connection type must have, and those of its edge type: their object
+/// fields (edges, pageInfo, node) are plumbing covered by the field that returns the
+/// connection, which has its own case.
+const CONNECTION_FIELDS: [&str; 3] = ["edges", "pageInfo", "totalCount"];
+const EDGE_FIELDS: [&str; 2] = ["cursor", "node"];
+
+#[tokio::test]
+async fn every_field_of_the_live_schema_has_an_isolation_case() {
+    let w = world().await;
+    let schema = LiveSchema::fetch(&w.gw, Some(&w.token)).await;
+    let mut findings = vec![];
+
+    // Query fields.
+    let cased: BTreeSet<String> = LIST_CASES
+        .iter()
+        .map(|(f, _)| *f)
+        .chain(BY_ID_CASES.iter().map(|(f, _)| *f))
+        .chain(CALLER_CASES)
+        .map(str::to_string)
+        .collect();
+    for name in schema.query_names().difference(&cased) {
+        findings.push(format!("Query.{name} has no isolation case"));
+    }
+    for name in cased.difference(&schema.query_names()) {
+        findings.push(format!(
+            "the case for Query.{name} names a field the schema no longer has"
+        ));
+    }
+    for field in &schema.query {
+        let is_list = LIST_CASES.iter().any(|(f, _)| *f == field.name);
+        let is_by_id = BY_ID_CASES.iter().any(|(f, _)| *f == field.name);
+        if is_list
+            && (!field.type_name.ends_with("Connection")
+                || !field.args.iter().any(|a| a == "first")
+                || !field.args.iter().any(|a| a == "after"))
+        {
+            findings.push(format!(
+                "Query.{} is cased as a list but is not a paged connection ({} {:?})",
+                field.name, field.type_name, field.args
+            ));
+        }
+        if is_by_id && field.args != ["id"] {
+            findings.push(format!(
+                "Query.{} is cased as a fetch by id but takes {:?}",
+                field.name, field.args
+            ));
+        }
+    }
+
+    // Mutation fields.
+    let cased: BTreeSet<String> = USER_MUTATION_CASES
+        .iter()
+        .chain(THREAT_MUTATION_CASES.iter())
+        .chain(DEVICE_MUTATION_CASES.iter())
+        .map(|s| s.to_string())
+        .collect();
+    for name in schema.mutation_names().difference(&cased) {
+        findings.push(format!("Mutation.{name} has no isolation case"));
+    }
+    for name in cased.difference(&schema.mutation_names()) {
+        findings.push(format!(
+            "the case for Mutation.{name} names a field the schema no longer has"
+        ));
+    }
+
+    // Relation fields of every data object type.
+    let cased: BTreeSet<(String, String)> = RELATION_CASES
+        .iter()
+        .map(|(t, f, _)| (t.to_string(), f.to_string()))
+        .collect();
+    let mut live = BTreeSet::new();
+    for (type_name, field) in schema.relation_fields() {
+        let ty = schema.type_named(&type_name).expect("a listed type");
+        let names: Vec<&str> = ty.fields.iter().map(|f| f.name.as_str()).collect();
+        if let Some(node) = type_name.strip_suffix("Connection") {
+            if names != CONNECTION_FIELDS {
+                findings.push(format!(
+                    "{type_name} is not a plain connection (fields {names:?}): its extra fields need cases"
+                ));
+            }
+            let edges = ty.fields.iter().find(|f| f.name == "edges");
+            if edges.is_none_or(|e| e.type_name != format!("{node}Edge") || !e.is_list) {
+                findings.push(format!("{type_name}.edges is not a list of {node}Edge"));
+            }
+            continue;
+        }
+        if let Some(node) = type_name.strip_suffix("Edge") {
+            if names != EDGE_FIELDS {
+                findings.push(format!(
+                    "{type_name} is not a plain edge (fields {names:?}): its extra fields need cases"
+                ));
+            }
+            let node_field = ty.fields.iter().find(|f| f.name == "node");
+            if node_field.is_none_or(|n| n.type_name != node) {
+                findings.push(format!("{type_name}.node is not a {node}"));
+            }
+            continue;
+        }
+        live.insert((type_name, field));
+    }
+    for (t, f) in live.difference(&cased) {
+        findings.push(format!("relation {t}.{f} has no isolation case"));
+    }
+    for (t, f) in cased.difference(&live) {
+        findings.push(format!(
+            "the case for relation {t}.{f} names a field the schema no longer has"
+        ));
+    }
+    // The walk must have found the relations at all (a broken walk would find none).
+    assert!(
+        live.len() >= RELATION_CASES.len() / 2,
+        "the walk found only {} relation fields: {live:?}",
+        live.len()
+    );
+    assert_no_findings("isolation cases of the live schema", &findings);
+}
+
+/// There is no subscription type yet. When one is added, this fails on purpose: every
+/// subscription field needs isolation cases (an event of B must never reach a subscriber
+/// of A, re-read under the subscriber's tenant) before this assertion is changed.
+#[tokio::test]
+async fn the_schema_has_no_subscription_type_without_isolation_cases() {
+    let w = world().await;
+    let data =
+        w.gw.data(
+            Some(&w.token),
+            "{ __schema { subscriptionType { name } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        data["__schema"]["subscriptionType"].is_null(),
+        "a subscription type appeared ({}): add isolation cases for its fields here",
+        data["__schema"]["subscriptionType"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Root queries
+// ---------------------------------------------------------------------------------------
+
+/// The ids A may see in `table`: its own rows, plus the global indicators.
+async fn a_visible(w: &World, table: &str) -> BTreeSet<Uuid> {
+    let mut ids = tenant_ids(&w.owner, table, w.fx.a.tenant_id).await;
+    if table == "threat_intelligence" {
+        ids.extend(global_intel_ids(&w.owner).await);
+    }
+    ids
+}
+
+/// Pages through `field` with `size` rows a page, forwards (first/after) or backwards
+/// (last/before); returns every page's body, or a finding.
+async fn all_pages(w: &World, field: &str, backward: bool) -> Result<Vec<Value>, String> {
+    let (size_arg, cursor_arg, cursor_field, more_field) = if backward {
+        ("last", "before", "startCursor", "hasPreviousPage")
+    } else {
+        ("first", "after", "endCursor", "hasNextPage")
+    };
+    let query = format!(
+        "query($cursor: String) {{ {field}({size_arg}: 2, {cursor_arg}: $cursor) {{ totalCount \
+           pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} edges {{ cursor node {{ id }} }} }} }}"
+    );
+    let mut pages = vec![];
+    let mut cursor = Value::Null;
+    for _ in 0..200 {
+        let (status, text) = w.post(&query, json!({ "cursor": cursor })).await;
+        let body = parse_body(&text);
+        if status != 200 || !errors(&body).is_empty() {
+            return Err(format!(
+                "{field} ({size_arg}/{cursor_arg}): HTTP {status}: {body}"
+            ));
+        }
+        let info = body["data"][field]["pageInfo"].clone();
+        pages.push(body);
+        if info[more_field] != true {
+            return Ok(pages);
+        }
+        cursor = info[cursor_field].clone();
+        if cursor.is_null() {
+            return Err(format!("{field}: {more_field} without a {cursor_field}"));
+        }
+    }
+    Err(format!("{field}: more than 200 pages"))
+}
+
+#[tokio::test]
+async fn list_queries_show_and_count_only_tenant_a_rows_on_every_page() {
+    let w = world().await;
+    let b_universe = w.b_universe().await;
+    let mut findings = vec![];
+    for (field, table) in LIST_CASES {
+        let visible = a_visible(&w, table).await;
+        let b_rows = tenant_ids(&w.owner, table, w.fx.b.tenant_id).await;
+        if b_rows.is_empty() {
+            findings.push(format!(
+                "{field}: B has no {table} rows, so the case proves nothing"
+            ));
+        }
+        let mut a_count = tenant_count(&w.owner, table, w.fx.a.tenant_id).await;
+        if table == "threat_intelligence" {
+            a_count += global_intel_ids(&w.owner).await.len() as i64;
+        }
+        for backward in [false, true] {
+            let direction = if backward { "last/before" } else { "first/after" };
+            let pages = match all_pages(&w, field, backward).await {
+                Ok(p) => p,
+                Err(e) => {
+                    findings.push(e);
+                    continue;
+                }
+            };
+            let mut seen = vec![];
+            for (n, page) in pages.iter().enumerate() {
+                let total = page["data"][field]["totalCount"].as_i64();
+                if total != Some(a_count) {
+                    findings.push(format!(
+                        "{field} ({direction}) page {n}: totalCount {total:?}, A has {a_count} rows"
+                    ));
+                }
+                let leaked = b_ids_in(page, &b_universe);
+                if !leaked.is_empty() {
+                    findings.push(format!("{field} ({direction}) page {n} shows B's ids {leaked:?}"));
+                }
+                for id in node_ids(&page["data"][field]) {
+                    if b_rows.contains(&id) {
+                        findings.push(format!("{field} ({direction}) page {n} lists B's row {id}"));
+                    } else if !visible.contains(&id) {
+                        findings.push(format!(
+                            "{field} ({direction}) page {n} lists {id}, not a row of A"
+                        ));
+                    }
+                    seen.push(id);
+                }
+            }
+            if seen.len() != set(&seen).len() {
+                findings.push(format!("{field} ({direction}): a row appears on two pages"));
+            }
+            if set(&seen) != visible {
+                findings.push(format!(
+                    "{field} ({direction}): the pages list {} rows, A has {} ({table})",
+                    seen.len(),
+                    visible.len()
+                ));
+            }
+        }
+    }
+    assert_no_findings("list queries as A", &findings);
+}
+
+/// Filters by a user id of B find nothing, exactly as a random id does.
+#[tokio::test]
+async fn list_filters_naming_tenant_b_ids_answer_like_random_ids() {
+    let w = world().await;
+    let cases = [
+        ("securityEvents", "userId"),
+        ("sessions", "userId"),
+        ("trustedDevices", "userId"),
+        ("rateLimitEntries", "userId"),
+        ("auditLog", "userId"),
+        ("securityIncidents", "assignedTo"),
+    ];
+    let mut findings = vec![];
+    for (field, filter) in cases {
+        let query = format!(
+            "query($id: UUID!) {{ {field}(filter: {{ {filter}: $id }}) {{ totalCount edges {{ node {{ id }} }} }} }}"
+        );
+        let (s_missing, missing) = w.post(&query, json!({ "id": Uuid::now_v7() })).await;
+        for (username, b_user) in &w.fx.b.users {
+            let (s_foreign, foreign) = w.post(&query, json!({ "id": b_user })).await;
+            // Compared as JSON: the order of totalCount and edges in the text is not stable
+            // from one answer to the next (async resolution), whatever the tenant.
+            if (s_foreign, parse_body(&foreign)) != (s_missing, parse_body(&missing)) {
+                findings.push(format!(
+                    "{field}(filter: {{{filter}: B's {username}}}) answers {s_foreign} {foreign}, \
+                     a random id {s_missing} {missing}"
+                ));
+            }
+        }
+        let body = parse_body(&missing);
+        if body["data"][field]["totalCount"] != 0 {
+            findings.push(format!("{field} filtered by a random id: {body}"));
+        }
+    }
+    assert_no_findings("filters by B's ids", &findings);
+}
+
+#[tokio::test]
+async fn fetching_tenant_b_ids_by_id_looks_exactly_like_fetching_a_random_uuid() {
+    let w = world().await;
+    let mut findings = vec![];
+    for (field, table) in BY_ID_CASES {
+        let query = format!("query($id: UUID!) {{ {field}(id: $id) {{ __typename id }} }}");
+        let b_rows = tenant_ids(&w.owner, table, w.fx.b.tenant_id).await;
+        if b_rows.is_empty() {
+            findings.push(format!(
+                "{field}: B has no {table} rows, so the case proves nothing"
+            ));
+        }
+        for b_id in &b_rows {
+            let (s_missing, missing) = w.post(&query, json!({ "id": Uuid::now_v7() })).await;
+            let (s_foreign, foreign) = w.post(&query, json!({ "id": b_id })).await;
+            let expected_missing = json!({ "data": { field: null } });
+            if parse_body(&missing) != expected_missing {
+                findings.push(format!("{field}(random id) answered {s_missing} {missing}"));
+            }
+            if s_foreign != s_missing || foreign != missing {
+                findings.push(format!(
+                    "{field}(B's {b_id}) answered {s_foreign} {foreign}; a random id {s_missing} {missing}"
+                ));
+            }
+        }
+        for a_id in a_visible(&w, table).await {
+            let (status, text) = w.post(&query, json!({ "id": a_id })).await;
+            let body = parse_body(&text);
+            if status != 200 || uuid_at(&body, &format!("/data/{field}/id")) != Some(a_id) {
+                findings.push(format!("{field}(A's {a_id}) answered {status} {text}"));
+            }
+        }
+    }
+    assert_no_findings("fetch by id as A", &findings);
+}
+
+#[tokio::test]
+async fn caller_queries_answer_with_tenant_a_and_its_user() {
+    let w = world().await;
+    let b_universe = w.b_universe().await;
+    let (status, text) = w
+        .post(
+            "{ me { id username email } tenant { id slug name } version }",
+            json!({}),
+        )
+        .await;
+    let body = parse_body(&text);
+    assert_eq!(status, 200, "{body:#}");
+    assert!(errors(&body).is_empty(), "{body:#}");
+    assert_eq!(
+        uuid_at(&body, "/data/me/id"),
+        Some(w.fx.a.user("super_admin")),
+        "me is A's super_admin (B has one of the same name): {body:#}"
+    );
+    assert_eq!(body["data"]["me"]["email"], "super_admin@acme.example");
+    assert_eq!(uuid_at(&body, "/data/tenant/id"), Some(w.fx.a.tenant_id));
+    assert_eq!(body["data"]["tenant"]["slug"], A);
+    assert!(body["data"]["version"].is_string(), "{body:#}");
+    let leaked = b_ids_in(&body, &b_universe);
+    assert!(leaked.is_empty(), "B's ids {leaked:?} in {body:#}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Relations
+// ---------------------------------------------------------------------------------------
+
+/// Checks the rows a relation yielded: all of A, none of B.
+struct RelationCheck<'a> {
+    w: &'a World,
+    b_universe: BTreeSet<Uuid>,
+    findings: Vec<String>,
+    exercised: BTreeSet<(&'static str, &'static str)>,
+    /// Rows yielded per relation, to catch a relation that was never really exercised.
+    yielded: BTreeMap<(&'static str, &'static str), usize>,
+}
+
+impl RelationCheck<'_> {
+    async fn query(&mut self, query: &str) -> Value {
+        let (status, text) = self.w.post(query, json!({})).await;
+        let body = parse_body(&text);
+        if status != 200 || !errors(&body).is_empty() {
+            self.findings.push(format!("{query}: HTTP {status}: {body}"));
+        }
+        let leaked = b_ids_in(&body, &self.b_universe);
+        if !leaked.is_empty() {
+            self.findings.push(format!("{query} shows B's ids {leaked:?}"));
+        }
+        body
+    }
+
+    /// `ids` came out of relation `type_name.field` from A's row `parent`.
+    async fn rows(&mut self, type_name: &'static str, field: &'static str, parent: Uuid, ids: &[Uuid]) {
+        let (_, _, table) = RELATION_CASES
+            .iter()
+            .find(|(t, f, _)| *t == type_name && *f == field)
+            .unwrap_or_else(|| panic!("no relation case {type_name}.{field}"));
+        self.exercised.insert((type_name, field));
+        *self.yielded.entry((type_name, field)).or_default() += ids.len();
+        let a_rows = tenant_ids(&self.w.owner, table, self.w.fx.a.tenant_id).await;
+        for id in ids {
+            if self.b_universe.contains(id) {
+                self.findings
+                    .push(format!("{type_name}.{field} of A's {parent} yields B's row {id}"));
+            } else if !a_rows.contains(id) {
+                self.findings.push(format!(
+                    "{type_name}.{field} of A's {parent} yields {id}, not a row of A"
+                ));
+            }
+        }
+    }
+}
+
+/// A per-user list: (User field, table, its user column).
+const USER_LISTS: [(&str, &str); 4] = [
+    ("securityEvents", "security_events"),
+    ("sessions", "refresh_tokens"),
+    ("trustedDevices", "trusted_devices"),
+    ("auditLog", "audit_log"),
+];
+
+#[tokio::test]
+async fn relations_reached_from_tenant_a_rows_never_yield_tenant_b_rows() {
+    let w = world().await;
+    let a = &w.fx.a;
+    let b = &w.fx.b;
+    let mut check = RelationCheck {
+        w: &w,
+        b_universe: w.b_universe().await,
+        findings: vec![],
+        exercised: BTreeSet::new(),
+        yielded: BTreeMap::new(),
+    };
+
+    // User.securityEvents / sessions / trustedDevices / auditLog: every user of a page at
+    // once (the LATERAL loader), then one user at a time with large pages.
+    let lists = USER_LISTS
+        .iter()
+        .map(|(f, _)| format!("{f}(first: 20) {{ totalCount edges {{ node {{ id userId }} }} }}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let body = check
+        .query(&format!(
+            "{{ users(first: 8) {{ edges {{ node {{ id {lists} }} }} }} }}"
+        ))
+        .await;
+    let users: Vec<Value> = body["data"]["users"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if users.len() != a.users.len() {
+        check.findings.push(format!(
+            "users lists {} users, A has {}",
+            users.len(),
+            a.users.len()
+        ));
+    }
+    for edge in &users {
+        let user = uuid_at(edge, "/node/id").expect("user id");
+        for (field, table) in USER_LISTS {
+            let connection = &edge["node"][field];
+            let ids = node_ids(connection);
+            check.rows("User", field, user, &ids).await;
+            let expected = sql::count(
+                &w.owner,
+                &format!(
+                    "select count(*) from {table} where tenant_id = '{}' and user_id = '{user}'",
+                    a.tenant_id
+                ),
+            )
+            .await;
+            if connection["totalCount"].as_i64() != Some(expected) {
+                check.findings.push(format!(
+                    "User({user}).{field}.totalCount = {}, A's rows of the user: {expected}",
+                    connection["totalCount"]
+                ));
+            }
+            if ids.len() as i64 != expected.min(20) {
+                check.findings.push(format!(
+                    "User({user}).{field} lists {} of {expected} rows",
+                    ids.len()
+                ));
+            }
+            for e in connection["edges"].as_array().into_iter().flatten() {
+                if uuid_at(e, "/node/userId") != Some(user) {
+                    check
+                        .findings
+                        .push(format!("User({user}).{field} yields a row of another user: {e}"));
+                }
+            }
+        }
+    }
+    for username in ["customer", "admin"] {
+        let user = a.user(username);
+        let lists = USER_LISTS
+            .iter()
+            .map(|(f, _)| format!("{f}(first: 100) {{ totalCount edges {{ node {{ id }} }} }}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let body = check
+            .query(&format!("{{ user(id: \"{user}\") {{ id {lists} }} }}"))
+            .await;
+        for (field, _) in USER_LISTS {
+            let ids = node_ids(&body["data"]["user"][field]);
+            check.rows("User", field, user, &ids).await;
+        }
+    }
+
+    // The single-user relations of every list.
+    for (list, type_name) in [
+        ("securityEvents", "SecurityEvent"),
+        ("sessions", "Session"),
+        ("trustedDevices", "TrustedDevice"),
+        ("auditLog", "AuditEntry"),
+        ("rateLimitEntries", "RateLimitEntry"),
+    ] {
+        let body = check
+            .query(&format!(
+                "{{ {list}(first: 100) {{ edges {{ node {{ id userId user {{ id }} }} }} }} }}"
+            ))
+            .await;
+        let field = "user";
+        for e in body["data"][list]["edges"].as_array().into_iter().flatten() {
+            let parent = uuid_at(e, "/node/id").expect("row id");
+            let user = uuid_at(e, "/node/user/id");
+            if user != uuid_at(e, "/node/userId") {
+                check.findings.push(format!(
+                    "{type_name}({parent}).user is {user:?}, its userId another: {e}"
+                ));
+            }
+            check
+                .rows(type_name, field, parent, &user.into_iter().collect::<Vec<_>>())
+                .await;
+        }
+    }
+
+    // ThreatEvent.affectedUsers: A's first threat lists B's customer among its affected
+    // user ids; the relation must drop it.
+    let body = check
+        .query("{ threatEvents(first: 100) { edges { node { id affectedUserIds affectedUsers { id } } } } }")
+        .await;
+    let a_users = set(&a.users.values().copied().collect::<Vec<_>>());
+    for e in body["data"]["threatEvents"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let threat = uuid_at(e, "/node/id").expect("threat id");
+        let stored: Vec<Uuid> = e["node"]["affectedUserIds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
+            .collect();
+        let yielded = ids_of(&e["node"]["affectedUsers"]);
+        check.rows("ThreatEvent", "affectedUsers", threat, &yielded).await;
+        let expected: Vec<Uuid> = stored.iter().copied().filter(|u| a_users.contains(u)).collect();
+        if yielded != expected {
+            check.findings.push(format!(
+                "ThreatEvent({threat}).affectedUsers = {yielded:?}, expected A's of {stored:?}: {expected:?}"
+            ));
+        }
+    }
+    let planted = check
+        .query(&format!(
+            "{{ threatEvent(id: \"{}\") {{ affectedUserIds affectedUsers {{ id username }} }} }}",
+            a.threats[0]
+        ))
+        .await;
+    let node = &planted["data"]["threatEvent"];
+    assert!(
+        node["affectedUserIds"]
+            .as_array()
+            .is_some_and(|ids| ids.contains(&json!(b.user("customer").to_string()))),
+        "the fixture no longer plants B's customer in A's first threat: {planted:#}"
+    );
+    if ids_of(&node["affectedUsers"]) != vec![a.user("customer")] {
+        check.findings.push(format!(
+            "A's threat listing B's customer yields affectedUsers {}; expected only A's customer",
+            node["affectedUsers"]
+        ));
+    }
+
+    // SecurityIncident.assignee / relatedThreats / relatedEvents: A's incident links B's
+    // threat and event too.
+    let body = check
+        .query(
+            "{ securityIncidents(first: 100) { edges { node { id assignedTo assignee { id } \
+               relatedThreatIds relatedThreats { id } relatedEventIds relatedEvents { id } } } } }",
+        )
+        .await;
+    for e in body["data"]["securityIncidents"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let incident = uuid_at(e, "/node/id").expect("incident id");
+        let assignee: Vec<Uuid> = uuid_at(e, "/node/assignee/id").into_iter().collect();
+        check
+            .rows("SecurityIncident", "assignee", incident, &assignee)
+            .await;
+        if assignee.first().copied() != uuid_at(e, "/node/assignedTo") {
+            check.findings.push(format!(
+                "SecurityIncident({incident}).assignee differs from assignedTo: {e}"
+            ));
+        }
+        check
+            .rows(
+                "SecurityIncident",
+                "relatedThreats",
+                incident,
+                &ids_of(&e["node"]["relatedThreats"]),
+            )
+            .await;
+        check
+            .rows(
+                "SecurityIncident",
+                "relatedEvents",
+                incident,
+                &ids_of(&e["node"]["relatedEvents"]),
+            )
+            .await;
+    }
+    let planted = check
+        .query(&format!(
+            "{{ securityIncident(id: \"{}\") {{ relatedThreatIds relatedThreats {{ id }} \
+               relatedEventIds relatedEvents {{ id }} assignee {{ id }} }} }}",
+            a.incidents[0]
+        ))
+        .await;
+    let node = &planted["data"]["securityIncident"];
+    assert!(
+        node["relatedThreatIds"]
+            .as_array()
+            .is_some_and(|ids| ids.contains(&json!(b.threats[0].to_string())))
+            && node["relatedEventIds"]
+                .as_array()
+                .is_some_and(|ids| ids.contains(&json!(b.events[0].to_string()))),
+        "the fixture no longer links B's threat and event from A's incident: {planted:#}"
+    );
+    if ids_of(&node["relatedThreats"]) != vec![a.threats[0]] {
+        check.findings.push(format!(
+            "A's incident linking B's threat yields relatedThreats {}; expected only A's {}",
+            node["relatedThreats"], a.threats[0]
+        ));
+    }
+    if ids_of(&node["relatedEvents"]) != vec![a.events[0]] {
+        check.findings.push(format!(
+            "A's incident linking B's event yields relatedEvents {}; expected only A's {}",
+            node["relatedEvents"], a.events[0]
+        ));
+    }
+    if uuid_at(node, "/assignee/id") != Some(a.user("officer")) {
+        check.findings.push(format!(
+            "A's incident's assignee is {}, not A's officer",
+            node["assignee"]
+        ));
+    }
+
+    // AuthPayload.user: signing in to A as a name B also has yields A's user.
+    let (status, text) = w
+        .post_as(
+            None,
+            "mutation($input: LoginInput!) { login(input: $input) { user { id username } } }",
+            json!({ "input": { "tenant": A, "username": "super_admin", "password": support::fixture::PASSWORD } }),
+        )
+        .await;
+    let body = parse_body(&text);
+    let user: Vec<Uuid> = uuid_at(&body, "/data/login/user/id").into_iter().collect();
+    if status != 200 || user != vec![a.user("super_admin")] {
+        check
+            .findings
+            .push(format!("login to A as super_admin yields user {user:?}: {body}"));
+    }
+    check
+        .rows("AuthPayload", "user", a.user("super_admin"), &user)
+        .await;
+
+    let all: BTreeSet<(&str, &str)> = RELATION_CASES.iter().map(|(t, f, _)| (*t, *f)).collect();
+    let missing: Vec<_> = all.difference(&check.exercised).collect();
+    assert!(missing.is_empty(), "relation cases not exercised: {missing:?}");
+    for (relation, n) in &check.yielded {
+        if *n == 0 {
+            check.findings.push(format!(
+                "{relation:?} yielded no row at all: the case proves nothing"
+            ));
+        }
+    }
+    let findings = check.findings;
+    assert_no_findings("relations from A's rows", &findings);
+}
+
+// ---------------------------------------------------------------------------------------
+// Mutations
+// ---------------------------------------------------------------------------------------
+
+/// What the owner sees before and after one mutation.
+struct State {
+    a: BTreeMap<String, String>,
+    b: BTreeMap<String, String>,
+    a_audit: i64,
+    b_audit: i64,
+}
+
+/// A mutation on B's ids, and the same mutation on ids that exist nowhere.
+struct LikeMissing<'q> {
+    name: &'static str,
+    case: &'q str,
+    query: &'q str,
+    foreign: Value,
+    missing: Value,
+    code: &'static str,
+    /// Sent without a token (login).
+    anonymous: bool,
+    /// The attempt may write A's own bookkeeping (a failed login of an existing A user).
+    a_may_change: bool,
+}
+
+impl<'q> LikeMissing<'q> {
+    fn new(
+        name: &'static str,
+        case: &'q str,
+        query: &'q str,
+        foreign: Value,
+        missing: Value,
+        code: &'static str,
+    ) -> Self {
+        LikeMissing {
+            name,
+            case,
+            query,
+            foreign,
+            missing,
+            code,
+            anonymous: false,
+            a_may_change: false,
+        }
+    }
+}
+
+/// Runs mutation cases and collects what went wrong.
+struct MutationProbe<'w> {
+    w: &'w World,
+    b_universe: BTreeSet<Uuid>,
+    findings: Vec<String>,
+    exercised: BTreeSet<&'static str>,
+}
+
+impl<'w> MutationProbe<'w> {
+    async fn new(w: &'w World) -> MutationProbe<'w> {
+        MutationProbe {
+            w,
+            b_universe: w.b_universe().await,
+            findings: vec![],
+            exercised: BTreeSet::new(),
+        }
+    }
+
+    async fn state(&self) -> State {
+        let (a, b) = (self.w.fx.a.tenant_id, self.w.fx.b.tenant_id);
+        State {
+            a: tenant_fingerprint(&self.w.owner, a).await,
+            b: tenant_fingerprint(&self.w.owner, b).await,
+            a_audit: tenant_count(&self.w.owner, "audit_log", a).await,
+            b_audit: tenant_count(&self.w.owner, "audit_log", b).await,
+        }
+    }
+
+    fn leaks(&mut self, what: &str, text: &str) {
+        let leaked: Vec<Uuid> = uuids_in(text).intersection(&self.b_universe).copied().collect();
+        if !leaked.is_empty() {
+            self.findings
+                .push(format!("{what}: the answer shows B's ids {leaked:?}: {text}"));
+        }
+    }
+
+    /// The mutation on B's ids must answer exactly like the one on missing ids (uuids
+    /// masked), fail with `code`, and change nothing: not B, not A, no audit row anywhere.
+    async fn like_missing(&mut self, case: LikeMissing<'_>) {
+        self.exercised.insert(case.name);
+        let what = format!("{} ({})", case.name, case.case);
+        let token = (!case.anonymous).then_some(self.w.token.as_str());
+        let before = self.state().await;
+        let (s_missing, missing) = self.w.post_as(token, case.query, case.missing).await;
+        let (s_foreign, foreign) = self.w.post_as(token, case.query, case.foreign).await;
+        let after = self.state().await;
+        if (s_foreign, mask_uuids(&foreign)) != (s_missing, mask_uuids(&missing)) {
+            self.findings.push(format!(
+                "{what}: B's ids answer {s_foreign} {foreign}; missing ids {s_missing} {missing}"
+            ));
+        }
+        let body = parse_body(&foreign);
+        let code = first_error_code(&body);
+        if code.as_deref() != Some(case.code) {
+            self.findings
+                .push(format!("{what}: expected {}, got {code:?}: {foreign}", case.code));
+        }
+        if !body["data"].is_null() {
+            self.findings
+                .push(format!("{what}: a failed mutation returned data: {foreign}"));
+        }
+        self.leaks(&what, &foreign);
+        let b_changed = fingerprint_changes(&before.b, &after.b);
+        if !b_changed.is_empty() {
+            self.findings.push(format!("{what}: changed B's {b_changed:?}"));
+        }
+        let a_changed = fingerprint_changes(&before.a, &after.a);
+        if !case.a_may_change && !a_changed.is_empty() {
+            self.findings
+                .push(format!("{what}: the failed mutation changed A's {a_changed:?}"));
+        }
+        if (after.a_audit, after.b_audit) != (before.a_audit, before.b_audit) {
+            self.findings.push(format!(
+                "{what}: a failed mutation wrote audit rows (A {} -> {}, B {} -> {})",
+                before.a_audit, after.a_audit, before.b_audit, after.b_audit
+            ));
+        }
+    }
+
+    /// The mutation must succeed in A, write exactly one audit row in A (by A's
+    /// super_admin, about the returned row, as `action`), none in B, and leave B unchanged.
+    /// Returns the mutation's payload.
+    async fn succeeds(
+        &mut self,
+        name: &'static str,
+        case: &str,
+        query: &str,
+        variables: Value,
+        action: &str,
+    ) -> Value {
+        self.exercised.insert(name);
+        let what = format!("{name} ({case})");
+        let before = self.state().await;
+        let (status, text) = self.w.post(query, variables).await;
+        let after = self.state().await;
+        let body = parse_body(&text);
+        if status != 200 || !errors(&body).is_empty() {
+            self.findings
+                .push(format!("{what}: should succeed in A: {status} {text}"));
+            return Value::Null;
+        }
+        self.leaks(&what, &text);
+        let changed = fingerprint_changes(&before.b, &after.b);
+        if !changed.is_empty() {
+            self.findings.push(format!("{what}: changed B's {changed:?}"));
+        }
+        if after.b_audit != before.b_audit {
+            self.findings.push(format!(
+                "{what}: wrote {} audit rows in B",
+                after.b_audit - before.b_audit
+            ));
+        }
+        if after.a_audit - before.a_audit != 1 {
+            self.findings.push(format!(
+                "{what}: wrote {} audit rows in A, expected exactly 1",
+                after.a_audit - before.a_audit
+            ));
+        }
+        let entity = uuid_at(&body, &format!("/data/{name}/id"));
+        let newest = sql::scalar(
+            &self.w.owner,
+            &format!(
+                "select action || ' ' || coalesce(entity_id::text, '-') || ' ' || coalesce(user_id::text, '-') \
+                   from audit_log where tenant_id = '{}' order by chain_seq desc limit 1",
+                self.w.fx.a.tenant_id
+            ),
+        )
+        .await;
+        let expected = format!(
+            "{action} {} {}",
+            entity.map_or("-".into(), |e| e.to_string()),
+            self.w.fx.a.user("super_admin")
+        );
+        if newest.as_deref() != Some(expected.as_str()) {
+            self.findings.push(format!(
+                "{what}: A's newest audit row is {newest:?}, expected {expected:?}"
+            ));
+        }
+        body["data"][name].clone()
+    }
+
+    fn finish(self, expected: &[&str]) {
+        let expected: BTreeSet<&str> = expected.iter().copied().collect();
+        let missing: Vec<_> = expected.difference(&self.exercised).collect();
+        let extra: Vec<_> = self.exercised.difference(&expected).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "mutation cases not exercised: {missing:?}; exercised but not in the table: {extra:?}"
+        );
+        assert_no_findings("mutations as A", &self.findings);
+    }
+}
+
+fn random() -> Uuid {
+    Uuid::now_v7()
+}
+
+const UPDATE_PROFILE: &str =
+    "mutation($id: UUID!) { updateUserProfile(id: $id, input: {firstName: \"Mallory\"}) { id firstName } }";
+const CHANGE_ROLE: &str = "mutation($id: UUID!) { changeUserRole(id: $id, role: OFFICER) { id role } }";
+const LOCK: &str = "mutation($id: UUID!) { lockUser(id: $id, reason: \"isolation test\") { id isLocked } }";
+const UNLOCK: &str = "mutation($id: UUID!) { unlockUser(id: $id) { id isLocked } }";
+const DEACTIVATE: &str = "mutation($id: UUID!) { deactivateUser(id: $id) { id isActive } }";
+const CREATE_USER: &str =
+    "mutation($input: CreateUserInput!) { createUser(input: $input) { id username email } }";
+const LOGIN: &str = "mutation($input: LoginInput!) { login(input: $input) { accessToken user { id } } }";
+
+fn login_vars(tenant: &str, username: &str, password: &str) -> Value {
+    json!({ "input": { "tenant": tenant, "username": username, "password": password } })
+}
+
+#[tokio::test]
+async fn user_mutations_on_tenant_b_ids_look_like_missing_ids_and_change_nothing_in_b() {
+    let w = world().await;
+    let (a, b) = (&w.fx.a, &w.fx.b);
+
+    // A user only B has.
+    let b_only =
+        w.gw.data(
+            Some(&w.b_token),
+            CREATE_USER,
+            json!({ "input": { "username": "bonly", "email": "bonly@globex.example",
+                               "password": B_ONLY_PASSWORD, "role": "CUSTOMER" } }),
+        )
+        .await;
+    let b_only = uuid_at(&b_only, "/createUser/id").expect("B's user id");
+
+    let mut probe = MutationProbe::new(&w).await;
+    let b_users = tenant_ids(&w.owner, "users", b.tenant_id).await;
+    for b_user in &b_users {
+        for (name, query) in [
+            ("updateUserProfile", UPDATE_PROFILE),
+            ("changeUserRole", CHANGE_ROLE),
+            ("lockUser", LOCK),
+            ("unlockUser", UNLOCK),
+            ("deactivateUser", DEACTIVATE),
+        ] {
+            probe
+                .like_missing(LikeMissing::new(
+                    name,
+                    &format!("B's user {b_user}"),
+                    query,
+                    json!({ "id": b_user }),
+                    json!({ "id": random() }),
+                    "NOT_FOUND",
+                ))
+                .await;
+        }
+    }
+    // The same mutations work on A's users.
+    let data = probe
+        .succeeds(
+            "updateUserProfile",
+            "A's customer",
+            UPDATE_PROFILE,
+            json!({ "id": a.user("customer") }),
+            "user.update_profile",
+        )
+        .await;
+    assert_eq!(data["firstName"], "Mallory", "{data}");
+    probe
+        .succeeds(
+            "changeUserRole",
+            "A's customer2",
+            CHANGE_ROLE,
+            json!({ "id": a.user("customer2") }),
+            "user.change_role",
+        )
+        .await;
+    probe
+        .succeeds(
+            "lockUser",
+            "A's manager",
+            LOCK,
+            json!({ "id": a.user("manager") }),
+            "user.lock",
+        )
+        .await;
+    probe
+        .succeeds(
+            "unlockUser",
+            "A's manager",
+            UNLOCK,
+            json!({ "id": a.user("manager") }),
+            "user.unlock",
+        )
+        .await;
+
+    // Login to A with credentials only B has fails like an unknown user, and touches
+    // nothing of B (no failed-login count, no event).
+    let mut login_case = LikeMissing::new(
+        "login",
+        "acme + B-only username",
+        LOGIN,
+        login_vars(A, "bonly", B_ONLY_PASSWORD),
+        login_vars(A, "nobody-here", B_ONLY_PASSWORD),
+        "UNAUTHENTICATED",
+    );
+    login_case.anonymous = true;
+    probe.like_missing(login_case).await;
+    let mut login_case = LikeMissing::new(
+        "login",
+        "acme + B-only email",
+        LOGIN,
+        login_vars(A, "bonly@globex.example", B_ONLY_PASSWORD),
+        login_vars(A, "nobody@globex.example", B_ONLY_PASSWORD),
+        "UNAUTHENTICATED",
+    );
+    login_case.anonymous = true;
+    probe.like_missing(login_case).await;
+
+    // createUser with B's username and email succeeds in A: no clash, no leak.
+    let created = probe
+        .succeeds(
+            "createUser",
+            "B's username and email",
+            CREATE_USER,
+            json!({ "input": { "username": "bonly", "email": "bonly@globex.example",
+                               "password": A_PASSWORD, "role": "CUSTOMER" } }),
+            "user.create",
+        )
+        .await;
+    let a_bonly = uuid_at(&created, "/id");
+    assert!(
+        a_bonly.is_some_and(|id| id != b_only),
+        "A's new user must be a new row, not B's {b_only}: {created}"
+    );
+    let b_named = walk_ids(
+        &w.owner,
+        &format!(
+            "select user_id as id from users where tenant_id = '{}' and lower(username) = 'bonly'",
+            b.tenant_id
+        ),
+    )
+    .await;
+    assert_eq!(
+        b_named,
+        vec![b_only],
+        "B still has exactly its own user named bonly"
+    );
+
+    // Now A has a "bonly" too: B's password still does not open A's account (A's own
+    // failed-login bookkeeping may change, B's must not).
+    let mut login_case = LikeMissing::new(
+        "login",
+        "acme + B's password for A's bonly",
+        LOGIN,
+        login_vars(A, "bonly", B_ONLY_PASSWORD),
+        login_vars(A, "nobody-here", B_ONLY_PASSWORD),
+        "UNAUTHENTICATED",
+    );
+    login_case.anonymous = true;
+    login_case.a_may_change = true;
+    probe.like_missing(login_case).await;
+    for (tenant, password, expected) in [(A, A_PASSWORD, a_bonly), (B, B_ONLY_PASSWORD, Some(b_only))] {
+        let (_, text) = w
+            .post_as(None, LOGIN, login_vars(tenant, "bonly", password))
+            .await;
+        let body = parse_body(&text);
+        assert_eq!(
+            uuid_at(&body, "/data/login/user/id"),
+            expected,
+            "{tenant}/bonly signs in to its own tenant's user: {body:#}"
+        );
+    }
+
+    probe
+        .succeeds(
+            "deactivateUser",
+            "A's bonly",
+            DEACTIVATE,
+            json!({ "id": a_bonly }),
+            "user.deactivate",
+        )
+        .await;
+    probe.finish(&USER_MUTATION_CASES);
+}
+
+async fn walk_ids(owner: &DatabaseConnection, sql: &str) -> Vec<Uuid> {
+    support::walk::uuid_column(owner, sql).await.into_iter().collect()
+}
+
+const REPORT_THREAT: &str = "mutation($users: [UUID!]!) { reportThreat(input: {threatType: \"isolation\", \
+    severity: HIGH, affectedUserIds: $users}) { id affectedUsers { id } } }";
+const CHANGE_THREAT_STATUS: &str =
+    "mutation($id: UUID!) { changeThreatStatus(id: $id, status: INVESTIGATING) { id status } }";
+const OPEN_INCIDENT: &str = "mutation($threats: [UUID!]!, $events: [UUID!]!, $assignee: UUID) { \
+    openIncident(input: {incidentType: \"isolation\", severity: LOW, title: \"isolation\", assignedTo: $assignee, \
+    relatedThreatIds: $threats, relatedEventIds: $events}) { id relatedThreats { id } relatedEvents { id } assignee { id } } }";
+const ASSIGN_INCIDENT: &str =
+    "mutation($id: UUID!, $user: UUID) { assignIncident(id: $id, userId: $user) { id assignee { id } } }";
+const CHANGE_INCIDENT_STATUS: &str =
+    "mutation($id: UUID!) { changeIncidentStatus(id: $id, status: RESOLVED) { id status } }";
+const CHANGE_INCIDENT_PRIORITY: &str =
+    "mutation($id: UUID!) { changeIncidentPriority(id: $id, priority: LOW) { id priority } }";
+const LINK_INCIDENT: &str = "mutation($id: UUID!, $threats: [UUID!]!, $events: [UUID!]!) { \
+    linkIncident(id: $id, threatIds: $threats, eventIds: $events) { id relatedThreats { id } relatedEvents { id } } }";
+const ADD_INDICATOR: &str = "mutation($value: String!) { addThreatIndicator(input: {indicatorType: IP, \
+    indicatorValue: $value, severity: LOW}) { id isGlobal indicatorValue } }";
+const DEACTIVATE_INDICATOR: &str =
+    "mutation($id: UUID!) { deactivateThreatIndicator(id: $id) { id isActive } }";
+
+#[tokio::test]
+async fn threat_incident_and_intel_mutations_never_reach_tenant_b() {
+    let w = world().await;
+    let (a, b) = (&w.fx.a, &w.fx.b);
+    // An indicator value only B lists.
+    let b_value = "198.51.100.77";
+    w.gw.data(Some(&w.b_token), ADD_INDICATOR, json!({ "value": b_value }))
+        .await;
+
+    let mut probe = MutationProbe::new(&w).await;
+    let bad = "BAD_USER_INPUT";
+    let missing = "NOT_FOUND";
+
+    // reportThreat naming B's user among the affected.
+    for (case, foreign, missing_ids) in [
+        ("B's customer", vec![b.user("customer")], vec![random()]),
+        (
+            "A's and B's customer",
+            vec![a.user("customer"), b.user("customer")],
+            vec![a.user("customer"), random()],
+        ),
+    ] {
+        probe
+            .like_missing(LikeMissing::new(
+                "reportThreat",
+                case,
+                REPORT_THREAT,
+                json!({ "users": foreign }),
+                json!({ "users": missing_ids }),
+                bad,
+            ))
+            .await;
+    }
+    // changeThreatStatus on B's threats.
+    for threat in &b.threats {
+        probe
+            .like_missing(LikeMissing::new(
+                "changeThreatStatus",
+                "B's threat",
+                CHANGE_THREAT_STATUS,
+                json!({ "id": threat }),
+                json!({ "id": random() }),
+                missing,
+            ))
+            .await;
+    }
+    // openIncident linking B's threat or event, or assigning B's staff.
+    let open = |threats: Vec<Uuid>, events: Vec<Uuid>, assignee: Option<Uuid>| json!({ "threats": threats, "events": events, "assignee": assignee });
+    for (case, foreign, missing_vars) in [
+        (
+            "B's threat",
+            open(vec![a.threats[0], b.threats[0]], vec![], None),
+            open(vec![a.threats[0], random()], vec![], None),
+        ),
+        (
+            "B's event",
+            open(vec![], vec![a.events[0], b.events[0]], None),
+            open(vec![], vec![a.events[0], random()], None),
+        ),
+        (
+            "B's officer as assignee",
+            open(vec![], vec![], Some(b.user("officer"))),
+            open(vec![], vec![], Some(random())),
+        ),
+    ] {
+        probe
+            .like_missing(LikeMissing::new(
+                "openIncident",
+                case,
+                OPEN_INCIDENT,
+                foreign,
+                missing_vars,
+                bad,
+            ))
+            .await;
+    }
+    // Incident mutations on B's incident.
+    for (name, query, vars, missing_vars) in [
+        (
+            "assignIncident",
+            ASSIGN_INCIDENT,
+            json!({ "id": b.incidents[0], "user": a.user("manager") }),
+            json!({ "id": random(), "user": a.user("manager") }),
+        ),
+        (
+            "assignIncident",
+            ASSIGN_INCIDENT,
+            json!({ "id": b.incidents[0], "user": null }),
+            json!({ "id": random(), "user": null }),
+        ),
+        (
+            "changeIncidentStatus",
+            CHANGE_INCIDENT_STATUS,
+            json!({ "id": b.incidents[0] }),
+            json!({ "id": random() }),
+        ),
+        (
+            "changeIncidentPriority",
+            CHANGE_INCIDENT_PRIORITY,
+            json!({ "id": b.incidents[0] }),
+            json!({ "id": random() }),
+        ),
+        (
+            "linkIncident",
+            LINK_INCIDENT,
+            json!({ "id": b.incidents[0], "threats": [a.threats[1]], "events": [] }),
+            json!({ "id": random(), "threats": [a.threats[1]], "events": [] }),
+        ),
+    ] {
+        probe
+            .like_missing(LikeMissing::new(
+                name,
+                "B's incident",
+                query,
+                vars,
+                missing_vars,
+                missing,
+            ))
+            .await;
+    }
+    // A's incident pointed at B's rows.
+    for (name, case, query, vars, missing_vars) in [
+        (
+            "assignIncident",
+            "A's incident to B's officer",
+            ASSIGN_INCIDENT,
+            json!({ "id": a.incidents[0], "user": b.user("officer") }),
+            json!({ "id": a.incidents[0], "user": random() }),
+        ),
+        (
+            "linkIncident",
+            "A's incident with B's threat",
+            LINK_INCIDENT,
+            json!({ "id": a.incidents[0], "threats": [b.threats[1]], "events": [] }),
+            json!({ "id": a.incidents[0], "threats": [random()], "events": [] }),
+        ),
+        (
+            "linkIncident",
+            "A's incident with B's event",
+            LINK_INCIDENT,
+            json!({ "id": a.incidents[0], "threats": [], "events": [b.events[1]] }),
+            json!({ "id": a.incidents[0], "threats": [], "events": [random()] }),
+        ),
+    ] {
+        probe
+            .like_missing(LikeMissing::new(name, case, query, vars, missing_vars, bad))
+            .await;
+    }
+    // deactivateThreatIndicator on B's indicators and on the global one.
+    let b_intel = tenant_ids(&w.owner, "threat_intelligence", b.tenant_id).await;
+    for (case, id) in b_intel
+        .iter()
+        .map(|id| ("B's indicator", *id))
+        .chain([("the global indicator", w.fx.global_intel)])
+    {
+        probe
+            .like_missing(LikeMissing::new(
+                "deactivateThreatIndicator",
+                case,
+                DEACTIVATE_INDICATOR,
+                json!({ "id": id }),
+                json!({ "id": random() }),
+                missing,
+            ))
+            .await;
+    }
+
+    // The same mutations work on A's rows, and their relations stay in A.
+    let threat = probe
+        .succeeds(
+            "reportThreat",
+            "A's customer affected",
+            REPORT_THREAT,
+            json!({ "users": [a.user("customer")] }),
+            "threat.report",
+        )
+        .await;
+    assert_eq!(
+        ids_of(&threat["affectedUsers"]),
+        vec![a.user("customer")],
+        "{threat}"
+    );
+    probe
+        .succeeds(
+            "changeThreatStatus",
+            "A's threat",
+            CHANGE_THREAT_STATUS,
+            json!({ "id": a.threats[0] }),
+            "threat.change_status",
+        )
+        .await;
+    let incident = probe
+        .succeeds(
+            "openIncident",
+            "A's threat, event and manager",
+            OPEN_INCIDENT,
+            open(vec![a.threats[0]], vec![a.events[0]], Some(a.user("manager"))),
+            "incident.open",
+        )
+        .await;
+    assert_eq!(
+        ids_of(&incident["relatedThreats"]),
+        vec![a.threats[0]],
+        "{incident}"
+    );
+    assert_eq!(
+        ids_of(&incident["relatedEvents"]),
+        vec![a.events[0]],
+        "{incident}"
+    );
+    probe
+        .succeeds(
+            "assignIncident",
+            "A's incident to A's manager",
+            ASSIGN_INCIDENT,
+            json!({ "id": a.incidents[0], "user": a.user("manager") }),
+            "incident.assign",
+        )
+        .await;
+    probe
+        .succeeds(
+            "changeIncidentPriority",
+            "A's incident",
+            CHANGE_INCIDENT_PRIORITY,
+            json!({ "id": a.incidents[0] }),
+            "incident.change_priority",
+        )
+        .await;
+    let linked = probe
+        .succeeds(
+            "linkIncident",
+            "A's incident with A's rows",
+            LINK_INCIDENT,
+            json!({ "id": a.incidents[0], "threats": [a.threats[1]], "events": [a.events[1]] }),
+            "incident.link",
+        )
+        .await;
+    // B's planted links stay stored but never come back as rows.
+    let mut expected_threats = vec![a.threats[0], a.threats[1]];
+    expected_threats.sort();
+    let mut got_threats = ids_of(&linked["relatedThreats"]);
+    got_threats.sort();
+    assert_eq!(got_threats, expected_threats, "{linked}");
+    probe
+        .succeeds(
+            "changeIncidentStatus",
+            "A's incident",
+            CHANGE_INCIDENT_STATUS,
+            json!({ "id": a.incidents[0] }),
+            "incident.change_status",
+        )
+        .await;
+    // A value only B lists is no clash for A (uniqueness is per tenant).
+    let added = probe
+        .succeeds(
+            "addThreatIndicator",
+            "a value only B lists",
+            ADD_INDICATOR,
+            json!({ "value": b_value }),
+            "intel.add",
+        )
+        .await;
+    assert_eq!(added["isGlobal"], false, "{added}");
+    probe
+        .succeeds(
+            "deactivateThreatIndicator",
+            "A's indicator",
+            DEACTIVATE_INDICATOR,
+            json!({ "id": a.intel[0] }),
+            "intel.deactivate",
+        )
+        .await;
+    probe.finish(&THREAT_MUTATION_CASES);
+}
+
+const RENAME_DEVICE: &str =
+    "mutation($id: UUID!) { renameTrustedDevice(id: $id, name: \"renamed by A\") { id deviceName } }";
+const REVOKE_DEVICE: &str = "mutation($id: UUID!) { revokeDeviceTrust(id: $id) { id isTrusted } }";
+
+#[tokio::test]
+async fn device_mutations_on_tenant_b_devices_look_like_missing_ids() {
+    let w = world().await;
+    let mut probe = MutationProbe::new(&w).await;
+    for device in &w.fx.b.devices {
+        for (name, query) in [
+            ("renameTrustedDevice", RENAME_DEVICE),
+            ("revokeDeviceTrust", REVOKE_DEVICE),
+        ] {
+            probe
+                .like_missing(LikeMissing::new(
+                    name,
+                    "B's device",
+                    query,
+                    json!({ "id": device }),
+                    json!({ "id": random() }),
+                    "NOT_FOUND",
+                ))
+                .await;
+        }
+    }
+    let renamed = probe
+        .succeeds(
+            "renameTrustedDevice",
+            "A's device",
+            RENAME_DEVICE,
+            json!({ "id": w.fx.a.devices[0] }),
+            "device.rename",
+        )
+        .await;
+    assert_eq!(renamed["deviceName"], "renamed by A", "{renamed}");
+    probe
+        .succeeds(
+            "revokeDeviceTrust",
+            "A's device",
+            REVOKE_DEVICE,
+            json!({ "id": w.fx.a.devices[0] }),
+            "device.revoke_trust",
+        )
+        .await;
+    probe.finish(&DEVICE_MUTATION_CASES);
+}
+
+/// A successful sign-in to A writes nothing in B.
+#[tokio::test]
+async fn signing_in_to_tenant_a_writes_nothing_in_tenant_b() {
+    let w = world().await;
+    let b = w.fx.b.tenant_id;
+    let before = tenant_fingerprint(&w.owner, b).await;
+    let b_audit = tenant_count(&w.owner, "audit_log", b).await;
+    for username in ["super_admin", "customer", "admin"] {
+        let _ = w.fx.login(&w.gw, A, username).await;
+        // A wrong password of an A user: A's bookkeeping, never B's.
+        let (_, text) = w
+            .post_as(
+                None,
+                LOGIN,
+                login_vars(A, username, "not the password at all 123"),
+            )
+            .await;
+        assert_eq!(
+            first_error_code(&parse_body(&text)).as_deref(),
+            Some("UNAUTHENTICATED"),
+            "{text}"
+        );
+    }
+    let after = tenant_fingerprint(&w.owner, b).await;
+    assert_eq!(
+        fingerprint_changes(&before, &after),
+        Vec::<String>::new(),
+        "signing in to A changed B's rows"
+    );
+    assert_eq!(tenant_count(&w.owner, "audit_log", b).await, b_audit);
+}
