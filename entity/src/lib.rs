@@ -3,8 +3,10 @@
 //! The schema itself is defined by the SQL migrations (`migration/src/sql`); these
 //! entities mirror it. Table, column and key names follow the seed schema exactly.
 
+pub mod account_tokens;
 pub mod audit_log;
 pub mod mfa_backup_codes;
+pub mod notification_outbox;
 pub mod rate_limit_entries;
 pub mod refresh_tokens;
 pub mod security_events;
@@ -17,8 +19,10 @@ pub mod users;
 
 /// Every entity under a readable name, e.g. `Users::find()`.
 pub mod prelude {
+    pub use super::account_tokens::Entity as AccountTokens;
     pub use super::audit_log::Entity as AuditLog;
     pub use super::mfa_backup_codes::Entity as MfaBackupCodes;
+    pub use super::notification_outbox::Entity as NotificationOutbox;
     pub use super::rate_limit_entries::Entity as RateLimitEntries;
     pub use super::refresh_tokens::Entity as RefreshTokens;
     pub use super::security_events::Entity as SecurityEvents;

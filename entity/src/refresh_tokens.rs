@@ -22,6 +22,12 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub user_agent: Option<String>,
     pub created_at: DateTimeUtc,
+    /// The session this token belongs to: every rotation keeps the family. Access tokens
+    /// carry it as `sid`.
+    pub family_id: Uuid,
+    /// The token that replaced this one when it was used (rotation).
+    pub replaced_by: Option<Uuid>,
+    pub last_used_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

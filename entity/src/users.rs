@@ -45,6 +45,13 @@ pub struct Model {
     pub last_login_at: Option<DateTimeUtc>,
     /// `inet`.
     pub last_login_ip: Option<IpNetwork>,
+    /// The last TOTP time step accepted (a code or an older step is accepted once).
+    pub totp_last_step: Option<i64>,
+    /// Which data key encrypted `mfa_secret`.
+    #[sea_orm(column_type = "String(StringLen::N(64))")]
+    pub mfa_secret_key_id: Option<String>,
+    /// Lockouts so far: each lasts longer than the last.
+    pub lockout_count: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

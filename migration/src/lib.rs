@@ -64,6 +64,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("0008_audit_log"),
             sql_migration!("0009_app_role"),
             sql_migration!("0010_row_level_security"),
+            sql_migration!("0011_authentication"),
         ]
     }
 }

@@ -7,7 +7,6 @@ use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use chrono::{DateTime, Duration, Utc};
 use entity::users;
 use sea_orm::sea_query::Expr;
-use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Statement,
@@ -156,13 +155,13 @@ pub async fn login(
 
     let password_expired = user.password_expires_at.is_some_and(|at| at <= now);
     let session_id = Uuid::now_v7();
-    let refresh_token = (!password_expired).then(tokens::new_token);
+    let refresh_token = (!password_expired).then(|| tokens::new_refresh_token(tenant_id));
     if let Some(token) = &refresh_token {
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "insert into refresh_tokens (token_id, tenant_id, user_id, token_hash, expires_at, \
+            "insert into refresh_tokens (token_id, family_id, tenant_id, user_id, token_hash, expires_at, \
                                          device_fingerprint, ip_address, user_agent) \
-             values ($1, $2, $3, $4, $5, $6, $7::inet, $8)",
+             values ($1, $1, $2, $3, $4, $5, $6, $7::inet, $8)",
             [
                 session_id.into(),
                 tenant_id.into(),
@@ -178,6 +177,7 @@ pub async fn login(
     }
     users::Entity::update_many()
         .col_expr(users::Column::FailedLoginAttempts, Expr::value(0))
+        .col_expr(users::Column::LockoutCount, Expr::value(0))
         .col_expr(users::Column::LastLoginAt, Expr::value(now))
         .col_expr(
             users::Column::LastLoginIp,
@@ -258,6 +258,49 @@ async fn find_user<C: ConnectionTrait>(txn: &C, login: &str) -> Result<Option<us
         .await
 }
 
+/// Failed sign-ins before an account locks, unless the tenant's settings say otherwise
+/// (`lockout_threshold`).
+pub const DEFAULT_LOCKOUT_THRESHOLD: i64 = 5;
+/// The first lock lasts this long; each further one twice as long as the previous, up to
+/// [`MAX_LOCK_SECS`]. A successful sign-in resets the progression.
+pub const BASE_LOCK_SECS: i64 = 300;
+pub const MAX_LOCK_SECS: i64 = 24 * 3600;
+
+/// Counts one failed password atomically (one UPDATE, so concurrent attempts, aliases
+/// and batch entries are all counted) and locks the account when the count reaches the
+/// tenant's threshold. Returns whether this attempt locked it.
+async fn count_failure<C: ConnectionTrait>(txn: &C, tenant_id: Uuid, user_id: Uuid) -> Result<bool, DbErr> {
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "with policy as ( \
+                 select coalesce((settings->>'lockout_threshold')::int, $3) as threshold \
+                   from tenants where tenant_id = $2) \
+             update users u set \
+                 failed_login_attempts = case when u.failed_login_attempts + 1 >= p.threshold \
+                                              then 0 else u.failed_login_attempts + 1 end, \
+                 lockout_count = case when u.failed_login_attempts + 1 >= p.threshold \
+                                      then u.lockout_count + 1 else u.lockout_count end, \
+                 locked_until = case when u.failed_login_attempts + 1 >= p.threshold \
+                                     then now() + make_interval(secs => least($5, $4 * power(2, least(u.lockout_count, 20)))) \
+                                     else u.locked_until end \
+               from policy p \
+              where u.user_id = $1 \
+              returning (u.locked_until is not null and u.locked_until > now()) as locked_now",
+            [
+                user_id.into(),
+                tenant_id.into(),
+                (DEFAULT_LOCKOUT_THRESHOLD as i32).into(),
+                (BASE_LOCK_SECS as f64).into(),
+                (MAX_LOCK_SECS as f64).into(),
+            ],
+        ))
+        .await?;
+    Ok(row
+        .and_then(|r| r.try_get::<bool>("", "locked_now").ok())
+        .unwrap_or(false))
+}
+
 /// Counts a failure and records it, in a transaction of its own that commits although
 /// the login itself failed (DESIGN.md: security bookkeeping survives).
 async fn record_failure(
@@ -276,14 +319,13 @@ async fn record_failure(
             settings.statement_timeout_ms,
         )
         .await?;
-        users::Entity::update_many()
-            .col_expr(
-                users::Column::FailedLoginAttempts,
-                Expr::col(users::Column::FailedLoginAttempts).add(1),
-            )
-            .filter(users::Column::UserId.eq(user.user_id))
-            .exec(&txn)
-            .await?;
+        // A wrong password counts against the account; attempts on an account already
+        // locked or deactivated do not, so nobody can keep extending someone's lock.
+        let locked_now = if reason == "wrong password" {
+            count_failure(&txn, tenant_id, user.user_id).await?
+        } else {
+            false
+        };
         record_event(
             &txn,
             tenant_id,
@@ -295,6 +337,19 @@ async fn record_failure(
             attempt,
         )
         .await?;
+        if locked_now {
+            record_event(
+                &txn,
+                tenant_id,
+                Some(user.user_id),
+                "account_locked",
+                "high",
+                "lock",
+                "too many failed sign-ins: account locked for a growing period",
+                attempt,
+            )
+            .await?;
+        }
         txn.commit().await
     }
     .await;

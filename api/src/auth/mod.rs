@@ -5,4 +5,5 @@ pub mod login;
 pub mod password;
 pub mod permissions;
 pub mod roles;
+pub mod sessions;
 pub mod tokens;

@@ -17,6 +17,21 @@ pub fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A refresh token: the tenant id (so the gateway knows which tenant's transaction to
+/// look it up in; not a secret) and 256 random bits.
+pub fn new_refresh_token(tenant_id: uuid::Uuid) -> String {
+    format!("{}.{}", tenant_id.simple(), new_token())
+}
+
+/// The tenant named by a refresh token, if the token has the right shape.
+pub fn refresh_token_tenant(token: &str) -> Option<uuid::Uuid> {
+    let (tenant, random) = token.split_once('.')?;
+    if tenant.len() != 32 || !looks_like_token(random) {
+        return None;
+    }
+    uuid::Uuid::try_parse(tenant).ok()
+}
+
 /// What the database stores for a token: lowercase hex SHA-256.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -44,5 +59,14 @@ mod tests {
         let hash = token_hash(&a);
         assert_eq!(hash.len(), 64);
         assert!(!hash.contains(&a));
+    }
+
+    #[test]
+    fn refresh_tokens_name_their_tenant_and_nothing_else_parses() {
+        let tenant = uuid::Uuid::now_v7();
+        let token = new_refresh_token(tenant);
+        assert_eq!(refresh_token_tenant(&token), Some(tenant));
+        assert_eq!(refresh_token_tenant("garbage"), None);
+        assert_eq!(refresh_token_tenant(&format!("{}.short", tenant.simple())), None);
     }
 }

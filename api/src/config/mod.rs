@@ -55,6 +55,8 @@ pub struct AuthConfig {
     pub access_ttl_secs: u64,
     /// Absolute lifetime of a session (refresh token family).
     pub refresh_ttl_secs: u64,
+    /// A session unused for this long ends (its refresh token is refused).
+    pub refresh_idle_secs: u64,
     /// Clock skew tolerated on exp/nbf.
     pub leeway_secs: u64,
 }
@@ -66,6 +68,7 @@ impl Default for AuthConfig {
             audience: "ultracore-api".into(),
             access_ttl_secs: 900,
             refresh_ttl_secs: 30 * 24 * 3600,
+            refresh_idle_secs: 7 * 24 * 3600,
             leeway_secs: 5,
         }
     }

@@ -3,10 +3,7 @@
 use chrono::{DateTime, Utc};
 use entity::users;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Set,
-    Statement,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -192,14 +189,7 @@ fn check_manage(by: &Principal, target: &users::Model) -> Result<(), DomainError
 
 /// Ends every session of a user (role change, lock, deactivation: ASVS 7.4.2).
 async fn revoke_sessions<C: ConnectionTrait>(txn: &C, user_id: Uuid) -> Result<u64, DomainError> {
-    let result = txn
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "update refresh_tokens set revoked_at = now() where user_id = $1 and revoked_at is null",
-            [user_id.into()],
-        ))
-        .await?;
-    Ok(result.rows_affected())
+    Ok(crate::auth::sessions::revoke_user_sessions(txn, user_id, None).await?)
 }
 
 /// Profile fields a user (or their manager) may change.

@@ -152,7 +152,7 @@ async fn current_principal(
               where u.user_id = $1 and u.is_active and not u.is_locked \
                 and (u.locked_until is null or u.locked_until <= now()) \
                 and exists (select 1 from refresh_tokens r \
-                             where r.token_id = $2 and r.user_id = u.user_id \
+                             where r.family_id = $2 and r.user_id = u.user_id \
                                and r.revoked_at is null and r.expires_at > now())",
             [claimed.user_id.into(), claimed.session_id.into()],
         ))

@@ -102,11 +102,13 @@ impl UserList {
         }
     }
 
-    /// Rows of the table that belong to the list.
-    fn count_condition(self) -> &'static str {
+    /// Which rows of the table belong to the list (SQL over the table's own columns).
+    fn row_condition(self) -> Option<&'static str> {
         match self {
-            UserList::UnusedBackupCodes => "and used_at is null",
-            _ => "",
+            UserList::UnusedBackupCodes => Some("used_at is null"),
+            // One row per session: the family's current token, not the ones it replaced.
+            UserList::Sessions => Some("replaced_by is null"),
+            _ => None,
         }
     }
 
@@ -228,6 +230,10 @@ where
 
 fn lateral_page_sql(list: UserList, user_ids: &[Uuid], args: &PageArgs) -> Statement {
     let (table, sort, id) = list.sql_names();
+    let belongs = list
+        .row_condition()
+        .map(|c| format!("and x.{c}"))
+        .unwrap_or_default();
     // These lists are newest first; paging backwards reads them oldest first.
     let descending = !args.backward;
     let (cmp, dir) = if descending { ("<", "desc") } else { (">", "asc") };
@@ -248,7 +254,7 @@ fn lateral_page_sql(list: UserList, user_ids: &[Uuid], args: &PageArgs) -> State
     let limit = values.len();
     let sql = format!(
         "select t.* from unnest($1::uuid[]) as p(parent_id) cross join lateral ( \
-           select x.* from {table} x where x.user_id = p.parent_id {keyset} \
+           select x.* from {table} x where x.user_id = p.parent_id {belongs} {keyset} \
            order by x.{sort} {dir}, x.{id} {dir} limit ${limit}) t"
     );
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
@@ -279,7 +285,10 @@ impl Loader<ListCountKey> for ListCountLoader {
         let mut result = HashMap::new();
         for (list, user_ids) in by_list {
             let (table, _, _) = list.sql_names();
-            let extra = list.count_condition();
+            let extra = list
+                .row_condition()
+                .map(|c| format!("and {c}"))
+                .unwrap_or_default();
             let rows = txn
                 .query_all_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,

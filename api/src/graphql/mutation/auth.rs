@@ -7,7 +7,12 @@ use super::super::context::request;
 use super::super::errors::{ApiError, ApiResult};
 use super::super::execute::Services;
 use super::super::types::User;
+use uuid::Uuid;
+
+use super::super::types::Session;
 use crate::auth::login::{self, LoginAttempt, LoginError, LoginSettings};
+use crate::auth::sessions::{self, ClientContext, RefreshError, RefreshSettings};
+use crate::domain;
 
 #[derive(InputObject)]
 pub struct LoginInput {
@@ -80,5 +85,70 @@ impl AuthMutation {
             }
             Err(LoginError::Internal(cause)) => Err(ApiError::internal(cause).into()),
         }
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token (the old
+    /// one stops working). Presenting a refresh token twice ends the whole session.
+    async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> ApiResult<AuthPayload> {
+        let services = ctx.data_unchecked::<std::sync::Arc<Services>>();
+        let client = &request(ctx).client;
+        let settings = RefreshSettings {
+            keys: &services.keys,
+            access_ttl_secs: services.config.auth.access_ttl_secs,
+            idle_secs: services.config.auth.refresh_idle_secs,
+            statement_timeout_ms: services.config.database.statement_timeout_ms,
+        };
+        let context = ClientContext {
+            ip: client.ip.map(|ip| ip.to_string()),
+            user_agent: client.user_agent.clone(),
+        };
+        match sessions::refresh(&services.db, &settings, &refresh_token, &context).await {
+            Ok(ok) => Ok(AuthPayload {
+                access_token: Some(ok.access_token),
+                refresh_token: Some(ok.refresh_token),
+                expires_at: ok.expires_at,
+                mfa_required: false,
+                password_expired: false,
+                user: Some(User::signed_in(ok.user)),
+            }),
+            Err(RefreshError::Refused(reason)) => {
+                tracing::info!(reason, "refresh refused");
+                Err(ApiError::Unauthenticated("invalid or expired refresh token").into())
+            }
+            Err(RefreshError::Internal(cause)) => Err(ApiError::internal(cause).into()),
+        }
+    }
+
+    /// Ends the caller's current session; its access and refresh tokens stop working.
+    async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let req = request(ctx);
+        domain::sessions::logout(req.db()?, &req.actor()?, req.principal()?)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(true)
+    }
+
+    /// Ends one session: one's own, or (users:manage) one of a user ranked below.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: Uuid) -> ApiResult<Session> {
+        let req = request(ctx);
+        let token = domain::sessions::revoke_session(req.db()?, &req.actor()?, req.principal()?, id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Session(token))
+    }
+
+    /// Ends all of the caller's sessions (or all but the current one); returns how many
+    /// tokens were revoked.
+    async fn revoke_all_sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] keep_current: bool,
+    ) -> ApiResult<i64> {
+        let req = request(ctx);
+        let revoked =
+            domain::sessions::revoke_all_mine(req.db()?, &req.actor()?, req.principal()?, keep_current)
+                .await
+                .map_err(ApiError::from)?;
+        Ok(revoked as i64)
     }
 }

@@ -25,6 +25,8 @@ pub struct SessionFilter {
     pub active: Option<bool>,
     pub ip_address: Option<Cidr>,
     pub created_at: Option<TimeRange>,
+    /// Also list the tokens each rotation replaced (default: one row per session).
+    pub include_rotated: Option<bool>,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,6 +56,9 @@ fn scoped_sessions(principal: &Principal) -> Select<refresh_tokens::Entity> {
 
 fn session_condition(filter: SessionFilter) -> Result<Condition, ApiError> {
     let mut cond = Condition::all();
+    if filter.include_rotated != Some(true) {
+        cond = cond.add(refresh_tokens::Column::ReplacedBy.is_null());
+    }
     if let Some(user) = filter.user_id {
         cond = cond.add(refresh_tokens::Column::UserId.eq(user));
     }

@@ -26,6 +26,15 @@ impl Session {
     async fn user(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         load_user(ctx, Some(self.0.user_id)).await
     }
+    /// The session this token belongs to (every rotation keeps it); the `sid` of its
+    /// access tokens.
+    async fn family_id(&self) -> Uuid {
+        self.0.family_id
+    }
+    /// When this token was last exchanged (null for the current token of a session).
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
     async fn expires_at(&self) -> DateTime<Utc> {
         self.0.expires_at
     }
