@@ -13,7 +13,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::crypto::KeyRing;
 use super::jwt::{JwtKeys, TokenSubject, TokenType};
+use super::mfa;
 use super::password::{self, MAX_CHARS};
 use super::tokens;
 use crate::db::{Access, TenantScope, begin_tenant_transaction};
@@ -23,6 +25,10 @@ pub struct LoginAttempt {
     pub tenant: String,
     pub username: String,
     pub password: String,
+    /// A TOTP code, to complete a sign-in that needs the second factor.
+    pub totp_code: Option<String>,
+    /// A backup code instead of the TOTP code.
+    pub backup_code: Option<String>,
     pub device_fingerprint: Option<String>,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
@@ -64,6 +70,33 @@ pub struct LoginSettings<'a> {
     pub statement_timeout_ms: u64,
     /// A hash of a random password, verified against when the user does not exist.
     pub dummy_hash: &'a str,
+    /// Decrypts MFA secrets.
+    pub data_keys: &'a KeyRing,
+}
+
+const WRONG_SECOND_FACTOR: &str = "wrong or reused second factor";
+
+/// Checks a TOTP code against the user's secret and spends its time step (once only).
+async fn verify_totp<C: ConnectionTrait>(
+    txn: &C,
+    settings: &LoginSettings<'_>,
+    user: &users::Model,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, LoginError> {
+    let Some(stored) = &user.mfa_secret else {
+        return Ok(false);
+    };
+    let secret = settings
+        .data_keys
+        .decrypt(stored, user.user_id.as_bytes())
+        .map_err(|e| LoginError::Internal(format!("MFA secret of {}: {e}", user.user_id)))?;
+    let secret =
+        String::from_utf8(secret).map_err(|_| LoginError::Internal("MFA secret is not text".into()))?;
+    let Some(step) = mfa::matching_step(&secret, code, now.timestamp().max(0) as u64) else {
+        return Ok(false);
+    };
+    Ok(mfa::accept_step(txn, user.user_id, step).await?)
 }
 
 /// Verifies a password against a PHC hash on the blocking pool.
@@ -142,15 +175,26 @@ pub async fn login(
     }
 
     if user.mfa_enabled {
-        txn.rollback().await?;
-        return Ok(LoginSuccess {
-            user,
-            access_token: None,
-            refresh_token: None,
-            expires_at: None,
-            mfa_required: true,
-            password_expired: false,
-        });
+        let verified = match (&attempt.totp_code, &attempt.backup_code) {
+            (None, None) => {
+                txn.rollback().await?;
+                return Ok(LoginSuccess {
+                    user,
+                    access_token: None,
+                    refresh_token: None,
+                    expires_at: None,
+                    mfa_required: true,
+                    password_expired: false,
+                });
+            }
+            (Some(code), _) => verify_totp(&txn, settings, &user, code, now).await?,
+            (None, Some(code)) => mfa::use_backup_code(&txn, user.user_id, code).await?,
+        };
+        if !verified {
+            txn.rollback().await?;
+            record_failure(db, settings, tenant_id, &user, WRONG_SECOND_FACTOR, &attempt).await;
+            return Err(LoginError::Refused(WRONG_SECOND_FACTOR));
+        }
     }
 
     let password_expired = user.password_expires_at.is_some_and(|at| at <= now);
@@ -321,7 +365,7 @@ async fn record_failure(
         .await?;
         // A wrong password counts against the account; attempts on an account already
         // locked or deactivated do not, so nobody can keep extending someone's lock.
-        let locked_now = if reason == "wrong password" {
+        let locked_now = if reason == "wrong password" || reason == WRONG_SECOND_FACTOR {
             count_failure(&txn, tenant_id, user.user_id).await?
         } else {
             false

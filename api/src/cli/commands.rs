@@ -10,6 +10,7 @@ use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
 use super::{AuditAction, Command, EXIT_CHAIN_BROKEN, MigrateAction, TenantAction, UserAction};
 use crate::audit::{self, ChainHead};
+use crate::auth::crypto::KeyRing;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::login;
 use crate::auth::roles::Role;
@@ -244,6 +245,8 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
     let auth = &config.auth;
     let keys = JwtKeys::new(&secret, &previous, &auth.issuer, &auth.audience, auth.leeway_secs)?;
     let dummy_hash = tokio::task::spawn_blocking(login::make_dummy_hash).await??;
+    let (data_key, previous_data_keys) = crate::config::secrets::data_keys(config)?;
+    let data_keys = KeyRing::new(&data_key, &previous_data_keys)?;
     let app_db = db::connect_app(app_url, &config.database).await?;
     db::ensure_role_cannot_bypass_rls(&app_db).await?;
     let gateway = Gateway::new(Services {
@@ -251,6 +254,7 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
         keys,
         config: config.clone(),
         dummy_hash,
+        data_keys,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -42,6 +42,12 @@ pub struct Config {
     /// Earlier keys, still accepted for verification until their tokens expire
     /// (`ULTRACORE_JWT_PREVIOUS_SECRETS`, comma-separated).
     pub jwt_previous_secrets: Option<String>,
+    /// AES-256 key for secrets at rest, base64 of 32 bytes (`ULTRACORE_DATA_KEY`).
+    pub data_key: Option<String>,
+    /// File holding the data key instead (`ULTRACORE_DATA_KEY_FILE`).
+    pub data_key_file: Option<PathBuf>,
+    /// Earlier data keys, still used to decrypt (`ULTRACORE_DATA_PREVIOUS_KEYS`, comma-separated).
+    pub data_previous_keys: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -166,6 +172,9 @@ impl Default for Config {
             jwt_secret: None,
             jwt_secret_file: None,
             jwt_previous_secrets: None,
+            data_key: None,
+            data_key_file: None,
+            data_previous_keys: None,
         }
     }
 }

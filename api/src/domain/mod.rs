@@ -5,6 +5,7 @@ pub mod actor;
 pub mod devices;
 pub mod incidents;
 pub mod intel;
+pub mod mfa;
 pub mod sessions;
 pub mod tenants;
 pub mod threats;

@@ -17,6 +17,7 @@ use super::GatewaySchema;
 use super::context::{ClientInfo, RequestContext};
 use super::document::{self, MAX_TEXT_NESTING};
 use super::errors::ApiError;
+use crate::auth::crypto::KeyRing;
 use crate::auth::jwt::{JwtKeys, TokenType};
 use crate::auth::permissions::Principal;
 use crate::auth::roles::Role;
@@ -31,6 +32,8 @@ pub struct Services {
     pub config: Config,
     /// Verified against for unknown users at login (see auth::login).
     pub dummy_hash: String,
+    /// Keys for secrets at rest (the MFA secret).
+    pub data_keys: KeyRing,
 }
 
 /// The schema plus its services: everything needed to run operations.

@@ -21,7 +21,7 @@ pub struct LoginInput {
     /// Username or email (case-insensitive).
     pub username: String,
     pub password: String,
-    /// Completes a sign-in that answered mfaRequired (arrives with MFA).
+    /// Completes a sign-in that answered mfaRequired.
     pub totp_code: Option<String>,
     pub backup_code: Option<String>,
     pub device_fingerprint: Option<String>,
@@ -61,11 +61,14 @@ impl AuthMutation {
             refresh_ttl_secs: services.config.auth.refresh_ttl_secs,
             statement_timeout_ms: services.config.database.statement_timeout_ms,
             dummy_hash: &services.dummy_hash,
+            data_keys: &services.data_keys,
         };
         let attempt = LoginAttempt {
             tenant: input.tenant,
             username: input.username,
             password: input.password,
+            totp_code: input.totp_code,
+            backup_code: input.backup_code,
             device_fingerprint: fingerprint,
             ip: client.ip,
             user_agent: client.user_agent.clone(),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod devices;
+pub mod mfa;
 pub mod threats;
 pub mod users;
 
@@ -12,6 +13,7 @@ use async_graphql::MergedObject;
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
     auth::AuthMutation,
+    mfa::MfaMutation,
     users::UsersMutation,
     threats::ThreatsMutation,
     devices::DevicesMutation,
