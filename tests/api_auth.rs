@@ -2,7 +2,9 @@
 //! email, every failure looks the same, refresh tokens are stored only hashed, and every
 //! kind of forged, stale, misdirected or malformed token is refused with 401
 //! UNAUTHENTICATED, while a correctly hand-made token is accepted (the control case that
-//! proves the forgeries fail for the reason they were built to test).
+//! proves the forgeries fail for the reason they were built to test). A token is only a
+//! claim: even a validly signed one is refused ("the session has ended") unless its `sid`
+//! names a live session of its user and that user is active and not locked.
 
 mod support;
 
@@ -11,8 +13,9 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use support::fixture::{A, B, Fixture, PASSWORD};
 use support::gateway::{TEST_LEEWAY_SECS, TEST_SECRET, TestGateway, first_error_code};
-use support::tokens::{access_claims, assemble, assemble_signed, b64url, header, now, sign};
+use support::tokens::{access_claims, assemble, assemble_signed, b64url, claims_of, header, now, sign};
 use support::{TestDb, assert_no_findings, sql};
+use uuid::Uuid;
 
 const LOGIN: &str = "mutation($input: LoginInput!) { \
     login(input: $input) { accessToken refreshToken expiresAt mfaRequired passwordExpired user { id username } } }";
@@ -224,12 +227,19 @@ async fn the_refresh_token_is_stored_only_as_its_sha256() {
 // ---------------------------------------------------------------------------------------
 // Bearer tokens.
 
-/// A signed-in admin of A, the gateway's key id, and valid claims for that admin.
+/// A signed-in admin of A, the gateway's key id, and valid claims for that admin: their
+/// own user and tenant, and the session of that sign-in. Every forgery below starts from
+/// claims the gateway accepts, so each is refused for the one thing it alters. The
+/// database drops last.
 struct TokenCase {
-    _db: TestDb,
     gw: TestGateway,
+    fx: Fixture,
+    owner: sea_orm::DatabaseConnection,
     kid: String,
     claims: Map<String, Value>,
+    /// The admin's session: `sid` of the real sign-in, refresh_tokens.token_id.
+    sid: Uuid,
+    _db: TestDb,
 }
 
 async fn token_case() -> TokenCase {
@@ -239,12 +249,33 @@ async fn token_case() -> TokenCase {
         .expect("header of a real token")
         .kid
         .expect("a real token names its key");
-    let claims = access_claims(fx.a.tenant_id, fx.a.user("admin"), "admin");
+    let admin = fx.a.user("admin");
+    let issued = claims_of(&real);
+    assert_eq!(
+        (issued.sub, issued.tid),
+        (admin, fx.a.tenant_id),
+        "a real sign-in names its user and tenant"
+    );
+    let owner = db.owner().await;
+    let live = sql::count(
+        &owner,
+        &format!(
+            "select count(*) from refresh_tokens where token_id = '{}' and user_id = '{admin}' \
+               and tenant_id = '{}' and revoked_at is null and expires_at > now()",
+            issued.sid, fx.a.tenant_id
+        ),
+    )
+    .await;
+    assert_eq!(live, 1, "the sid of a real sign-in is a live session of its user");
+    let claims = access_claims(fx.a.tenant_id, admin, "admin", issued.sid);
     TokenCase {
-        _db: db,
         gw,
+        fx,
+        owner,
         kid,
         claims,
+        sid: issued.sid,
+        _db: db,
     }
 }
 
@@ -288,11 +319,26 @@ impl TokenCase {
             .await;
     }
 
-    /// Panics unless `token` is accepted and `me` is the admin the claims name.
-    async fn expect_accepted(&self, case: &str, token: &str) {
+    /// Panics unless `token` is accepted and `me` is the admin the claims name; the body.
+    async fn expect_accepted(&self, case: &str, token: &str) -> Value {
         let (status, body) = self.gw.gql(Some(token), WHO_AM_I, json!({})).await;
         assert_eq!(status, 200, "{case}: {body:#}");
         assert_eq!(body["data"]["me"]["id"], self.claims["sub"], "{case}: {body:#}");
+        body
+    }
+
+    /// Collects a finding unless `token`, validly signed, is refused because its session
+    /// or its user is no longer valid: UNAUTHENTICATED "the session has ended", no data.
+    async fn expect_session_ended(&self, case: &str, token: &str, findings: &mut Vec<String>) {
+        let (status, body) = self.gw.gql(Some(token), WHO_AM_I, json!({})).await;
+        let code = first_error_code(&body);
+        let data = body.get("data").filter(|d| !d.is_null());
+        if code.as_deref() != Some("UNAUTHENTICATED")
+            || body["errors"][0]["message"] != "the session has ended"
+            || data.is_some()
+        {
+            findings.push(format!("{case}: HTTP {status}, code {code:?}: {body}"));
+        }
     }
 }
 
@@ -320,6 +366,84 @@ async fn a_hand_made_token_with_the_right_secret_kid_and_claims_is_accepted() {
             .await;
     assert_eq!(status, 200, "{body:#}");
     assert_eq!(body["data"]["me"]["id"], t.claims["sub"]);
+    // The role claimed is not what counts: the caller is served with the stored one.
+    let claims_more = t.claims_with(json!({ "role": "super_admin" }));
+    let body = t
+        .expect_accepted("claiming super_admin", &t.sign_valid(&claims_more))
+        .await;
+    assert_eq!(body["data"]["me"]["role"], "ADMIN", "{body:#}");
+
+    // The same claims naming a session that does not exist, or another user's live
+    // one, are refused however well signed: a token is worth its session.
+    let mut findings = vec![];
+    let random_sid = t.claims_with(json!({ "sid": Uuid::now_v7() }));
+    t.expect_session_ended(
+        "a random sid (no such session)",
+        &t.sign_valid(&random_sid),
+        &mut findings,
+    )
+    .await;
+    let by_hand = assemble_signed(
+        &json!({ "alg": "HS256", "typ": "at+jwt", "kid": t.kid }),
+        &random_sid,
+        Algorithm::HS256,
+        TEST_SECRET,
+    );
+    t.expect_session_ended("a random sid, assembled by hand", &by_hand, &mut findings)
+        .await;
+    let officer = claims_of(&t.fx.login(&t.gw, A, "officer").await);
+    assert_ne!(officer.sid, t.sid, "two sign-ins, two sessions");
+    let officers_sid = t.claims_with(json!({ "sid": officer.sid }));
+    t.expect_session_ended(
+        "the officer's live session under the admin's sub",
+        &t.sign_valid(&officers_sid),
+        &mut findings,
+    )
+    .await;
+    assert_no_findings("hand-made tokens naming no session of their user", &findings);
+}
+
+/// Each state in which the gateway ends a session, applied as the owner to the admin's
+/// session or user, refuses the same validly signed token that is accepted before and
+/// after (so each refusal is caused by the state it tests).
+#[tokio::test]
+async fn a_validly_signed_token_is_refused_while_its_session_or_user_is_not_live() {
+    let t = token_case().await;
+    let admin = t.fx.a.user("admin");
+    let token = t.sign_valid(&t.claims);
+    let session = |set: &str| format!("update refresh_tokens set {set} where token_id = '{}'", t.sid);
+    let user = |set: &str| format!("update users set {set} where user_id = '{admin}'");
+    let cases = [
+        (
+            "session expired",
+            session("expires_at = now() - interval '1 second'"),
+            session("expires_at = now() + interval '1 hour'"),
+        ),
+        ("user locked", user("is_locked = true"), user("is_locked = false")),
+        (
+            "user locked until tomorrow",
+            user("locked_until = now() + interval '1 day'"),
+            user("locked_until = null"),
+        ),
+        (
+            "user deactivated",
+            user("is_active = false"),
+            user("is_active = true"),
+        ),
+    ];
+    let mut findings = vec![];
+    t.expect_accepted("before", &token).await;
+    for (case, end, restore) in cases {
+        sql::exec(&t.owner, &end).await;
+        t.expect_session_ended(case, &token, &mut findings).await;
+        sql::exec(&t.owner, &restore).await;
+        t.expect_accepted(&format!("{case}, restored"), &token).await;
+    }
+    // Revoked (as logout, a role change, a lock or a deactivation do): for good.
+    sql::exec(&t.owner, &session("revoked_at = now()")).await;
+    t.expect_session_ended("session revoked", &token, &mut findings)
+        .await;
+    assert_no_findings("tokens of sessions that ended", &findings);
 }
 
 #[tokio::test]

@@ -3,7 +3,12 @@
 //! list and fetch by id, the field-level checks on a user reached through another row,
 //! the permission each mutation needs, rank rules for managing users and roles, extra
 //! permission strings, and sessions ended by a role change, a lock or a deactivation.
-//! Every refusal asserts its exact `extensions.code`.
+//! Every refusal asserts its exact `extensions.code`. A user-management mutation on a
+//! user the caller cannot see (a customer, on anyone but themselves) answers NOT_FOUND,
+//! exactly as for an id that does not exist; one the caller sees but may not manage
+//! answers FORBIDDEN. Every operation re-reads the caller's session and user, so a token
+//! whose session a role change, lock or deactivation ended is refused at once: such an
+//! actor signs in again before acting again.
 
 mod support;
 
@@ -12,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use support::fixture::{A, Fixture, PASSWORD};
-use support::gateway::{TestGateway, errors, first_error_code};
-use support::walk::{global_intel_ids, tenant_count, tenant_ids, uuid_column};
+use support::gateway::{TestGateway, errors, first_error_code, parse_body};
+use support::walk::{global_intel_ids, mask_uuids, tenant_count, tenant_ids, uuid_column};
 use support::{TestDb, assert_no_findings, sql};
 use uuid::Uuid;
 
@@ -116,7 +121,15 @@ impl World {
         body
     }
 
-    /// Signs `who` in again (after their permissions changed).
+    /// Runs one operation as `who`; the raw status and body text.
+    async fn ask_raw(&self, who: &str, query: &str, variables: Value) -> (u16, String) {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        self.gw
+            .post_raw("application/json", body, Some(self.token(who)))
+            .await
+    }
+
+    /// Signs `who` in again (after their permissions changed, or their sessions ended).
     async fn relogin(&mut self, who: &str) {
         let token = self.fx.login(&self.gw, A, who).await;
         self.tokens.insert(who.to_string(), token);
@@ -220,6 +233,32 @@ fn expect_code(findings: &mut Vec<String>, what: &str, body: &Value, code: &str,
                 "{what}: {code} at {got_path:?}, expected at {path}: {body}"
             ));
         }
+    }
+}
+
+/// Records a finding unless `token` is refused because its session ended:
+/// UNAUTHENTICATED "the session has ended", and no data.
+async fn expect_session_ended(w: &World, findings: &mut Vec<String>, what: &str, token: &str) {
+    let (status, body) = w.gw.gql(Some(token), "{ me { id role } }", json!({})).await;
+    let code = first_error_code(&body);
+    if code.as_deref() != Some("UNAUTHENTICATED")
+        || body["errors"][0]["message"] != "the session has ended"
+        || !body["data"].is_null()
+    {
+        findings.push(format!(
+            "{what}: expected UNAUTHENTICATED \"the session has ended\", got HTTP {status}, code {code:?}: {body}"
+        ));
+    }
+}
+
+/// Records a finding unless `who`'s current token is accepted as `who` with `role`.
+async fn expect_signed_in_as(w: &World, findings: &mut Vec<String>, what: &str, who: &str, role: &str) {
+    let body = w.ask(who, "{ me { id role } }", json!({})).await;
+    if !errors(&body).is_empty()
+        || uuid_at(&body, "/data/me/id") != Some(w.id(who))
+        || body["data"]["me"]["role"] != role
+    {
+        findings.push(format!("{what}: expected {who} signed in as {role}: {body}"));
     }
 }
 
@@ -661,6 +700,53 @@ async fn attempt(
     body
 }
 
+/// Runs `query` as `who` on `unseen`, a user `who` cannot see, and on a random id: both
+/// must fail NOT_FOUND without data, write no audit row, leave `unseen`'s row as it was,
+/// and answer byte for byte alike once ids are masked, so the refusal does not even tell
+/// that `unseen` exists.
+#[allow(clippy::too_many_arguments)]
+async fn attempt_unseen(
+    w: &World,
+    findings: &mut Vec<String>,
+    who: &str,
+    what: &str,
+    query: &str,
+    variables: &dyn Fn(Uuid) -> Value,
+    unseen: Uuid,
+) {
+    let what = format!("{who}: {what}");
+    let row = format!("select u::text from users u where user_id = '{unseen}'");
+    let row_before = sql::scalar(&w.owner, &row).await;
+    let audit_before = w.audit_rows().await;
+    let (s_unseen, unseen_text) = w.ask_raw(who, query, variables(unseen)).await;
+    let (s_missing, missing_text) = w.ask_raw(who, query, variables(Uuid::now_v7())).await;
+    let written = w.audit_rows().await - audit_before;
+    if row_before.is_none() || sql::scalar(&w.owner, &row).await != row_before {
+        findings.push(format!("{what}: the unseen user's row changed (or is missing)"));
+    }
+    for (which, status, text) in [
+        ("the unseen user", s_unseen, &unseen_text),
+        ("a random id", s_missing, &missing_text),
+    ] {
+        let body = parse_body(text);
+        if status != 200 {
+            findings.push(format!("{what} on {which}: HTTP {status}: {text}"));
+        }
+        expect_code(findings, &format!("{what} on {which}"), &body, "NOT_FOUND", None);
+        if !body["data"].is_null() {
+            findings.push(format!("{what} on {which}: data came with the refusal: {text}"));
+        }
+    }
+    if written != 0 {
+        findings.push(format!("{what}: refused mutations wrote {written} audit rows"));
+    }
+    if mask_uuids(&unseen_text) != mask_uuids(&missing_text) {
+        findings.push(format!(
+            "{what}: the unseen user answers {unseen_text}; a random id answers {missing_text}"
+        ));
+    }
+}
+
 #[tokio::test]
 async fn threat_incident_and_intel_writes_need_a_manager() {
     let mut w = world().await;
@@ -829,7 +915,7 @@ const DEACTIVATE: &str = "mutation($id: UUID!) { deactivateUser(id: $id) { id is
 
 #[tokio::test]
 async fn user_managers_act_only_on_users_ranked_below_them_and_never_on_themselves() {
-    let w = world().await;
+    let mut w = world().await;
     let mut findings = vec![];
     // A second admin and a second super_admin, made by the super_admin.
     let mut extra = BTreeMap::new();
@@ -890,21 +976,10 @@ async fn user_managers_act_only_on_users_ranked_below_them_and_never_on_themselv
         None,
     )
     .await;
-    // An admin manages users below them.
-    for (name, query) in manage {
-        attempt(
-            &w,
-            &mut findings,
-            "admin",
-            &format!("{name} on the manager"),
-            query,
-            json!({ "id": w.id("manager") }),
-            None,
-        )
-        .await;
-    }
-    // Without users:manage nobody manages anyone else.
-    for who in ["manager", "officer", "customer"] {
+    // Without users:manage nobody manages anyone else: staff, who see customer2, are
+    // refused FORBIDDEN; a customer, who does not, gets NOT_FOUND as for a missing id.
+    // (Before the admin manages the manager below, which ends the manager's sessions.)
+    for who in ["manager", "officer"] {
         for (name, query) in manage {
             attempt(
                 &w,
@@ -917,6 +992,18 @@ async fn user_managers_act_only_on_users_ranked_below_them_and_never_on_themselv
             )
             .await;
         }
+    }
+    for (name, query) in manage {
+        attempt_unseen(
+            &w,
+            &mut findings,
+            "customer",
+            &format!("{name} on customer2"),
+            query,
+            &|id| json!({ "id": id }),
+            w.id("customer2"),
+        )
+        .await;
     }
     // A customer edits their own profile but cannot lock themselves.
     attempt(
@@ -939,6 +1026,53 @@ async fn user_managers_act_only_on_users_ranked_below_them_and_never_on_themselv
         forbidden,
     )
     .await;
+    // An admin manages users below them. A lock or a deactivation ends the target's
+    // sessions at once; after the unlock the manager signs in again.
+    for (name, query) in manage {
+        attempt(
+            &w,
+            &mut findings,
+            "admin",
+            &format!("{name} on the manager"),
+            query,
+            json!({ "id": w.id("manager") }),
+            None,
+        )
+        .await;
+        match name {
+            "updateUserProfile" => {
+                expect_signed_in_as(
+                    &w,
+                    &mut findings,
+                    "the manager after a profile edit",
+                    "manager",
+                    "MANAGER",
+                )
+                .await;
+            }
+            "lockUser" | "deactivateUser" => {
+                expect_session_ended(
+                    &w,
+                    &mut findings,
+                    &format!("the manager's token after {name}"),
+                    w.token("manager"),
+                )
+                .await;
+            }
+            "unlockUser" => {
+                w.relogin("manager").await;
+                expect_signed_in_as(
+                    &w,
+                    &mut findings,
+                    "the manager signed in again after unlockUser",
+                    "manager",
+                    "MANAGER",
+                )
+                .await;
+            }
+            other => panic!("no check after {other}"),
+        }
+    }
     // A super_admin acts on anyone but themselves, another super_admin included.
     attempt(
         &w,
@@ -958,6 +1092,13 @@ async fn user_managers_act_only_on_users_ranked_below_them_and_never_on_themselv
         LOCK,
         json!({ "id": w.id("admin") }),
         None,
+    )
+    .await;
+    expect_session_ended(
+        &w,
+        &mut findings,
+        "the admin's token after the super_admin locked them",
+        w.token("admin"),
     )
     .await;
     attempt(
@@ -1003,19 +1144,36 @@ async fn only_holders_of_users_roles_change_roles_and_grant_only_what_they_hold(
     let mut findings = vec![];
     let forbidden = Some("FORBIDDEN");
     let customer = w.id("customer");
-    for who in ["customer", "officer", "manager", "admin"] {
-        let target = if who == "customer" {
-            w.id("customer2")
-        } else {
-            customer
-        };
+    // A customer does not see customer2: NOT_FOUND, as for an id that does not exist.
+    // On themselves, whom they see, they are refused FORBIDDEN.
+    attempt_unseen(
+        &w,
+        &mut findings,
+        "customer",
+        "changeUserRole of customer2 to OFFICER",
+        CHANGE_ROLE,
+        &|id| role_change(id, "OFFICER", &[]),
+        w.id("customer2"),
+    )
+    .await;
+    attempt(
+        &w,
+        &mut findings,
+        "customer",
+        "changeUserRole of themselves to OFFICER",
+        CHANGE_ROLE,
+        role_change(customer, "OFFICER", &[]),
+        forbidden,
+    )
+    .await;
+    for who in ["officer", "manager", "admin"] {
         attempt(
             &w,
             &mut findings,
             who,
             "changeUserRole to OFFICER",
             CHANGE_ROLE,
-            role_change(target, "OFFICER", &[]),
+            role_change(customer, "OFFICER", &[]),
             forbidden,
         )
         .await;
@@ -1055,6 +1213,24 @@ async fn only_holders_of_users_roles_change_roles_and_grant_only_what_they_hold(
     {
         findings.push(format!("super_admin's role change was not applied: {body}"));
     }
+    // The change ended the customer's sessions: the old token is refused, and the next
+    // sign-in carries the new role.
+    expect_session_ended(
+        &w,
+        &mut findings,
+        "the customer's token from before their role change",
+        w.token("customer"),
+    )
+    .await;
+    w.relogin("customer").await;
+    expect_signed_in_as(
+        &w,
+        &mut findings,
+        "the customer signed in again after their role change",
+        "customer",
+        "OFFICER",
+    )
+    .await;
 
     // A manager given users:roles grants only what they hold, to users below them, and
     // only roles below their own.
@@ -1103,6 +1279,24 @@ async fn only_holders_of_users_roles_change_roles_and_grant_only_what_they_hold(
         )
         .await;
     }
+    // The officer made a customer: the old token is refused, the next sign-in is a
+    // customer's.
+    expect_session_ended(
+        &w,
+        &mut findings,
+        "the officer's token from before their role change",
+        w.token("officer"),
+    )
+    .await;
+    w.relogin("officer").await;
+    expect_signed_in_as(
+        &w,
+        &mut findings,
+        "the officer signed in again after their role change",
+        "officer",
+        "CUSTOMER",
+    )
+    .await;
     let stored = sql::scalar(
         &w.owner,
         &format!(

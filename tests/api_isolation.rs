@@ -99,6 +99,9 @@ const THREAT_MUTATION_CASES: [&str; 9] = [
 /// Mutations covered by `device_mutations_on_tenant_b_devices_look_like_missing_ids`.
 const DEVICE_MUTATION_CASES: [&str; 2] = ["renameTrustedDevice", "revokeDeviceTrust"];
 
+/// Mutations covered by `session_mutations_never_reach_tenant_b_sessions`.
+const SESSION_MUTATION_CASES: [&str; 4] = ["refreshSession", "logout", "revokeSession", "revokeAllSessions"];
+
 /// Raw id arrays stored on A's rows. The fixture plants B's ids in them on purpose (no
 /// foreign key can hold arrays): they are A's own column values, echoed as stored, so
 /// scans for B's ids skip them; the relations built from them must not cross.
@@ -259,6 +262,7 @@ async fn every_field_of_the_live_schema_has_an_isolation_case() {
         .iter()
         .chain(THREAT_MUTATION_CASES.iter())
         .chain(DEVICE_MUTATION_CASES.iter())
+        .chain(SESSION_MUTATION_CASES.iter())
         .map(|s| s.to_string())
         .collect();
     for name in schema.mutation_names().difference(&cased) {
@@ -1644,4 +1648,237 @@ async fn signing_in_to_tenant_a_writes_nothing_in_tenant_b() {
         "signing in to A changed B's rows"
     );
     assert_eq!(tenant_count(&w.owner, "audit_log", b).await, b_audit);
+}
+
+const REFRESH: &str = "mutation($token: String!) { refreshSession(refreshToken: $token) { accessToken refreshToken user { id } } }";
+const REVOKE_SESSION: &str =
+    "mutation($id: UUID!) { revokeSession(id: $id) { id userId familyId isActive } }";
+const LOGOUT: &str = "mutation { logout }";
+const REVOKE_ALL: &str = "mutation($keep: Boolean!) { revokeAllSessions(keepCurrent: $keep) }";
+
+/// The random part of a refresh token (after the tenant id and the dot).
+fn random_part(token: &str) -> &str {
+    token
+        .split_once('.')
+        .expect("a refresh token is <tenant>.<random>")
+        .1
+}
+
+/// (token_id, revoked) of every refresh_tokens row of a tenant, as the owner.
+async fn session_states(owner: &DatabaseConnection, tenant: Uuid) -> BTreeMap<Uuid, bool> {
+    let revoked = walk_ids(
+        owner,
+        &format!("select token_id as id from refresh_tokens where tenant_id = '{tenant}' and revoked_at is not null"),
+    )
+    .await;
+    tenant_ids(owner, "refresh_tokens", tenant)
+        .await
+        .into_iter()
+        .map(|id| (id, revoked.contains(&id)))
+        .collect()
+}
+
+#[tokio::test]
+async fn session_mutations_never_reach_tenant_b_sessions() {
+    use support::sessions::{SignedIn, assert_session_ended, assert_session_live, refresh_ok, sign_in};
+    let w = world().await;
+    let (a, b) = (&w.fx.a, &w.fx.b);
+    let password = support::fixture::PASSWORD;
+    // Live sessions in B, under the same usernames as A's callers.
+    let b_admin = sign_in(&w.gw, B, "admin", password).await;
+    let b_customer = sign_in(&w.gw, B, "customer", password).await;
+    let a_customer = sign_in(&w.gw, A, "customer", password).await;
+
+    let mut probe = MutationProbe::new(&w).await;
+    let a_prefix = a.tenant_id.simple().to_string();
+    let b_prefix = b.tenant_id.simple().to_string();
+    let fresh_random = support::sessions::random_token_part;
+
+    // refreshSession: B's random part under A's tenant id, A's random part under B's, and
+    // a B token cut to look like A's: each answers like a token that exists nowhere.
+    for (case, forged, missing) in [
+        (
+            "A's tenant id with B's random part",
+            format!("{a_prefix}.{}", random_part(&b_customer.refresh)),
+            format!("{a_prefix}.{}", fresh_random()),
+        ),
+        (
+            "B's tenant id with A's random part",
+            format!("{b_prefix}.{}", random_part(&a_customer.refresh)),
+            format!("{b_prefix}.{}", fresh_random()),
+        ),
+        (
+            "B's admin's token re-prefixed with A's tenant id",
+            format!("{a_prefix}.{}", random_part(&b_admin.refresh)),
+            format!("{a_prefix}.{}", fresh_random()),
+        ),
+    ] {
+        let mut case = LikeMissing::new(
+            "refreshSession",
+            case,
+            REFRESH,
+            json!({ "token": forged }),
+            json!({ "token": missing }),
+            "UNAUTHENTICATED",
+        );
+        case.anonymous = true;
+        probe.like_missing(case).await;
+    }
+
+    // revokeSession on B's sessions (the fixture's and the live ones) by A's super_admin,
+    // who may end sessions of anyone in A: NOT_FOUND like a random id, nothing changes.
+    let b_sessions = tenant_ids(&w.owner, "refresh_tokens", b.tenant_id).await;
+    assert!(
+        b_sessions.contains(&b_admin.sid) && b_sessions.contains(&b_customer.sid),
+        "B's live sessions are rows of B"
+    );
+    for session in &b_sessions {
+        probe
+            .like_missing(LikeMissing::new(
+                "revokeSession",
+                &format!("B's session {session}"),
+                REVOKE_SESSION,
+                json!({ "id": session }),
+                json!({ "id": random() }),
+                "NOT_FOUND",
+            ))
+            .await;
+    }
+    // A's own: the customer's fixture session ends (its family is its token id).
+    let revoked = probe
+        .succeeds(
+            "revokeSession",
+            "A's customer's session",
+            REVOKE_SESSION,
+            json!({ "id": a.sessions[0] }),
+            "session.revoke",
+        )
+        .await;
+    assert_eq!(revoked["isActive"], false, "{revoked}");
+    assert_eq!(
+        uuid_at(&revoked, "/userId"),
+        Some(a.user("customer")),
+        "{revoked}"
+    );
+
+    // refreshSession with A's own token works and stays in A.
+    let b_before = tenant_fingerprint(&w.owner, b.tenant_id).await;
+    let b_audit = tenant_count(&w.owner, "audit_log", b.tenant_id).await;
+    probe.exercised.insert("refreshSession");
+    let rotated = refresh_ok(&w.gw, &a_customer.refresh).await;
+    assert_eq!(rotated.user_id, a.user("customer"));
+    assert_eq!(rotated.sid, a_customer.sid, "the refresh keeps A's session");
+    assert!(
+        rotated.refresh.starts_with(&format!("{a_prefix}.")),
+        "the new refresh token names A: {}",
+        rotated.refresh
+    );
+    assert_session_live(
+        &w.gw,
+        &rotated.access,
+        a.user("customer"),
+        "A's refreshed session",
+    )
+    .await;
+
+    // logout by A's admin ends A's admin session only: B's admin (same username) and the
+    // other sessions of A are untouched.
+    probe.exercised.insert("logout");
+    let a_admin = sign_in(&w.gw, A, "admin", password).await;
+    let a_states = session_states(&w.owner, a.tenant_id).await;
+    let b_states = session_states(&w.owner, b.tenant_id).await;
+    let data = w.gw.data(Some(&a_admin.access), LOGOUT, json!({})).await;
+    assert_eq!(data["logout"], true, "{data}");
+    assert_session_ended(&w.gw, &a_admin.access, "A's admin after logout").await;
+    assert_session_live(
+        &w.gw,
+        &b_admin.access,
+        b.user("admin"),
+        "B's admin after A's admin logged out",
+    )
+    .await;
+    assert_eq!(
+        session_states(&w.owner, b.tenant_id).await,
+        b_states,
+        "logout in A changed B's sessions"
+    );
+    let mut expected = a_states.clone();
+    expected.insert(a_admin.sid, true);
+    assert_eq!(
+        session_states(&w.owner, a.tenant_id).await,
+        expected,
+        "logout ends exactly the caller's session"
+    );
+
+    // revokeAllSessions(keepCurrent) by A's admin: the admin's other sessions in A end
+    // (the fixture's included), the current one stays, nothing else anywhere changes.
+    probe.exercised.insert("revokeAllSessions");
+    let current: SignedIn = sign_in(&w.gw, A, "admin", password).await;
+    let other = sign_in(&w.gw, A, "admin", password).await;
+    let a_states = session_states(&w.owner, a.tenant_id).await;
+    let b_states = session_states(&w.owner, b.tenant_id).await;
+    let a_admin_rows = walk_ids(
+        &w.owner,
+        &format!(
+            "select token_id as id from refresh_tokens where tenant_id = '{}' and user_id = '{}'",
+            a.tenant_id,
+            a.user("admin")
+        ),
+    )
+    .await;
+    let data =
+        w.gw.data(Some(&current.access), REVOKE_ALL, json!({ "keep": true }))
+            .await;
+    let live_before = a_admin_rows
+        .iter()
+        .filter(|id| a_states.get(id) == Some(&false) && **id != current.sid)
+        .count();
+    assert_eq!(
+        data["revokeAllSessions"], live_before as i64,
+        "tokens revoked: {data}"
+    );
+    assert_session_live(&w.gw, &current.access, a.user("admin"), "the kept session").await;
+    assert_session_ended(&w.gw, &other.access, "A's admin's other session").await;
+    assert_session_live(&w.gw, &b_admin.access, b.user("admin"), "B's admin").await;
+    assert_session_live(&w.gw, &w.token, a.user("super_admin"), "A's super_admin").await;
+    assert_eq!(
+        session_states(&w.owner, b.tenant_id).await,
+        b_states,
+        "revokeAllSessions in A changed B's sessions"
+    );
+    let mut expected = a_states.clone();
+    for id in &a_admin_rows {
+        if *id != current.sid {
+            expected.insert(*id, true);
+        }
+    }
+    assert_eq!(
+        session_states(&w.owner, a.tenant_id).await,
+        expected,
+        "revokeAllSessions ends exactly the caller's other sessions"
+    );
+    // And without keepCurrent the current one ends too; B's admin still works.
+    let data =
+        w.gw.data(Some(&current.access), REVOKE_ALL, json!({ "keep": false }))
+            .await;
+    assert_eq!(data["revokeAllSessions"], 1, "{data}");
+    assert_session_ended(&w.gw, &current.access, "A's admin after revokeAllSessions").await;
+    assert_session_live(&w.gw, &b_admin.access, b.user("admin"), "B's admin").await;
+    assert_session_live(&w.gw, &b_customer.access, b.user("customer"), "B's customer").await;
+
+    // B saw nothing of all this: no row, no audit entry; B's tokens still rotate.
+    let b_after = tenant_fingerprint(&w.owner, b.tenant_id).await;
+    let changed = fingerprint_changes(&b_before, &b_after);
+    assert!(
+        changed.is_empty(),
+        "session mutations in A changed B's {changed:?}"
+    );
+    assert_eq!(tenant_count(&w.owner, "audit_log", b.tenant_id).await, b_audit);
+    let b_rotated = refresh_ok(&w.gw, &b_customer.refresh).await;
+    assert_eq!(
+        b_rotated.user_id,
+        b.user("customer"),
+        "B's own token still rotates in B"
+    );
+    probe.finish(&SESSION_MUTATION_CASES);
 }

@@ -11,7 +11,24 @@ use support::sql::{self, count};
 use support::{TempDir, cli};
 
 /// Every table the migrations create.
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 13] = [
+    "account_tokens",
+    "audit_log",
+    "mfa_backup_codes",
+    "notification_outbox",
+    "rate_limit_entries",
+    "refresh_tokens",
+    "security_events",
+    "security_incidents",
+    "tenants",
+    "threat_events",
+    "threat_intelligence",
+    "trusted_devices",
+    "users",
+];
+
+/// The tables 0001..0008 create (what remains when 0009 and later are rolled back).
+const TABLES_BEFORE_0011: [&str; 11] = [
     "audit_log",
     "mfa_backup_codes",
     "rate_limit_entries",
@@ -25,7 +42,7 @@ const TABLES: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -36,13 +53,15 @@ const MIGRATIONS: [&str; 10] = [
     "0008_audit_log",
     "0009_app_role",
     "0010_row_level_security",
+    "0011_authentication",
 ];
 
 async fn our_functions(owner: &DatabaseConnection) -> Vec<String> {
     sql::strings(
         owner,
         "select p.proname::text as v from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
-          where n.nspname = 'public' and (p.proname like 'ultracore\\_%' or p.proname like 'audit\\_%') \
+          where n.nspname = 'public' and (p.proname like 'ultracore\\_%' or p.proname like 'audit\\_%' \
+                                          or p.proname = 'refresh_tokens_default_family') \
           order by 1",
     )
     .await
@@ -86,14 +105,30 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
                 and c.relrowsecurity and c.relforcerowsecurity",
         )
         .await,
-        11,
+        13,
         "RLS is enabled and forced on every table"
     );
     assert_eq!(
         policy_count(owner).await,
-        15,
-        "10 tenant_isolation + tenant_resolver_lookup + 4 threat_intelligence policies"
+        17,
+        "12 tenant_isolation + tenant_resolver_lookup + 4 threat_intelligence policies"
     );
+    for table in ["account_tokens", "notification_outbox"] {
+        assert_eq!(
+            sql::scalar(
+                owner,
+                &format!(
+                    "select string_agg(polname::text, ',' order by polname) from pg_policy \
+                      where polrelid = '{table}'::regclass"
+                )
+            )
+            .await
+            .as_deref(),
+            Some("tenant_isolation"),
+            "{table} has exactly the tenant_isolation policy"
+        );
+    }
+    assert_authentication_schema(owner).await;
     assert_eq!(
         count(
             owner,
@@ -120,6 +155,16 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
         ("audit_log", "DELETE", false),
         ("users", "UPDATE", true),
         ("tenants", "INSERT", false),
+        ("account_tokens", "SELECT", true),
+        ("account_tokens", "INSERT", true),
+        ("account_tokens", "UPDATE", true),
+        ("account_tokens", "DELETE", false),
+        ("account_tokens", "TRUNCATE", false),
+        ("notification_outbox", "SELECT", true),
+        ("notification_outbox", "INSERT", true),
+        ("notification_outbox", "UPDATE", true),
+        ("notification_outbox", "DELETE", false),
+        ("notification_outbox", "TRUNCATE", false),
     ] {
         assert_eq!(
             sql::scalar(
@@ -132,6 +177,93 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
             "ultracore_app {privilege} on {table}"
         );
     }
+}
+
+/// Columns `table` has, by name.
+async fn columns(owner: &DatabaseConnection, table: &str) -> Vec<String> {
+    sql::strings(
+        owner,
+        &format!(
+            "select column_name::text as v from information_schema.columns \
+              where table_schema = 'public' and table_name = '{table}' order by 1"
+        ),
+    )
+    .await
+}
+
+/// What 0011 adds besides its two tables: the refresh-token family columns and the
+/// trigger that starts a family, and the users columns for TOTP replay and lockouts.
+async fn assert_authentication_schema(owner: &DatabaseConnection) {
+    let refresh = columns(owner, "refresh_tokens").await;
+    for column in ["family_id", "replaced_by", "last_used_at"] {
+        assert!(
+            refresh.iter().any(|c| c == column),
+            "refresh_tokens.{column} exists: {refresh:?}"
+        );
+    }
+    let users = columns(owner, "users").await;
+    for column in ["totp_last_step", "mfa_secret_key_id", "lockout_count"] {
+        assert!(
+            users.iter().any(|c| c == column),
+            "users.{column} exists: {users:?}"
+        );
+    }
+    assert_eq!(
+        sql::scalar(
+            owner,
+            "select is_nullable from information_schema.columns \
+              where table_name = 'refresh_tokens' and column_name = 'family_id'"
+        )
+        .await
+        .as_deref(),
+        Some("NO"),
+        "refresh_tokens.family_id is NOT NULL"
+    );
+    assert_eq!(
+        count(
+            owner,
+            "select count(*) from pg_trigger where tgrelid = 'refresh_tokens'::regclass \
+               and tgname = 'refresh_tokens_default_family' and not tgisinternal"
+        )
+        .await,
+        1,
+        "the trigger that starts a family exists"
+    );
+}
+
+/// Asserts that 0011 is rolled back completely while 0001..0010 stay.
+async fn assert_authentication_rolled_back(owner: &DatabaseConnection) {
+    assert_eq!(
+        sql::public_tables(owner).await,
+        TABLES_BEFORE_0011.map(String::from).to_vec(),
+        "account_tokens and notification_outbox are gone, the rest stays"
+    );
+    let refresh = columns(owner, "refresh_tokens").await;
+    for column in ["family_id", "replaced_by", "last_used_at"] {
+        assert!(
+            !refresh.iter().any(|c| c == column),
+            "refresh_tokens.{column} is gone: {refresh:?}"
+        );
+    }
+    let users = columns(owner, "users").await;
+    for column in ["totp_last_step", "mfa_secret_key_id", "lockout_count"] {
+        assert!(
+            !users.iter().any(|c| c == column),
+            "users.{column} is gone: {users:?}"
+        );
+    }
+    assert!(
+        !our_functions(owner)
+            .await
+            .iter()
+            .any(|f| f == "refresh_tokens_default_family"),
+        "the family trigger function is gone"
+    );
+    assert_eq!(
+        policy_count(owner).await,
+        15,
+        "0010's policies remain, 0011's are gone"
+    );
 }
 
 #[tokio::test]
@@ -190,7 +322,7 @@ async fn migrator_down_removes_everything_but_the_role_and_up_restores_it() {
         .await
         .expect("apply every migration again");
     assert_fully_migrated(&owner).await;
-    assert_eq!(count(&owner, "select count(*) from seaql_migrations").await, 10);
+    assert_eq!(count(&owner, "select count(*) from seaql_migrations").await, 11);
 
     // RLS works again for the serving role: a row the owner wrote is invisible without a tenant.
     sql::exec(&owner, "insert into tenants (slug, name) values ('acme', 'Acme')").await;
@@ -223,6 +355,13 @@ fn status(url: &str, dir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A tenant, user and session written while 0011 is rolled back.
+const OLD_TENANT: &str = "00000000-0000-7000-8000-0000000000a1";
+const OLD_USER: &str = "00000000-0000-7000-8000-0000000000a2";
+const OLD_TOKEN: &str = "00000000-0000-7000-8000-0000000000a3";
+/// An argon2id PHC string the users table accepts.
+const PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+
 fn expected_status(pending_from: usize) -> Vec<(String, String)> {
     MIGRATIONS
         .iter()
@@ -241,13 +380,48 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     let url = db.owner_url();
     let dir = TempDir::new("ultracore-migrate-cli");
 
-    assert_eq!(status(&url, dir.path()), expected_status(10), "all 10 applied");
+    assert_eq!(status(&url, dir.path()), expected_status(11), "all 11 applied");
+
+    migrate(&url, dir.path(), &["down"]);
+    assert_eq!(
+        status(&url, dir.path()),
+        expected_status(10),
+        "down without N rolls back the last one"
+    );
+    assert_authentication_rolled_back(&owner).await;
+
+    // A session stored without families (before 0011) becomes a family of its own when
+    // 0011 is applied again: family_id is backfilled from token_id.
+    sql::exec(
+        &owner,
+        &format!(
+            "insert into tenants (tenant_id, slug, name) values ('{OLD_TENANT}', 'pre-0011', 'Pre 0011'); \
+             insert into users (user_id, tenant_id, username, email, password_hash) \
+             values ('{OLD_USER}', '{OLD_TENANT}', 'old', 'old@example.test', '{PASSWORD_HASH}'); \
+             insert into refresh_tokens (token_id, tenant_id, user_id, token_hash, expires_at) \
+             values ('{OLD_TOKEN}', '{OLD_TENANT}', '{OLD_USER}', 'pre-0011-token', now() + interval '1 day')"
+        ),
+    )
+    .await;
+    migrate(&url, dir.path(), &["up"]);
+    assert_eq!(status(&url, dir.path()), expected_status(11));
+    assert_eq!(
+        sql::scalar(
+            &owner,
+            &format!("select family_id from refresh_tokens where token_id = '{OLD_TOKEN}'")
+        )
+        .await,
+        Some(OLD_TOKEN.to_string()),
+        "the pre-0011 session is its own family"
+    );
+    migrate(&url, dir.path(), &["down"]);
+    assert_authentication_rolled_back(&owner).await;
 
     migrate(&url, dir.path(), &["down", "2"]);
     assert_eq!(
         status(&url, dir.path()),
         expected_status(8),
-        "the last 2 are pending"
+        "the last 3 are pending"
     );
     assert_eq!(
         app_table_privileges(&owner).await,
@@ -262,15 +436,19 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     );
 
     migrate(&url, dir.path(), &["up"]);
-    assert_eq!(status(&url, dir.path()), expected_status(10));
+    assert_eq!(status(&url, dir.path()), expected_status(11));
     assert_fully_migrated(&owner).await;
 
     // Data written before `migrate fresh` is gone after it.
     sql::exec(&owner, "insert into tenants (slug, name) values ('acme', 'Acme')").await;
-    assert_eq!(count(&owner, "select count(*) from tenants").await, 1);
+    assert_eq!(
+        count(&owner, "select count(*) from tenants").await,
+        2,
+        "acme and the pre-0011 tenant"
+    );
 
     migrate(&url, dir.path(), &["fresh"]);
-    assert_eq!(status(&url, dir.path()), expected_status(10));
+    assert_eq!(status(&url, dir.path()), expected_status(11));
     assert_fully_migrated(&owner).await;
     assert_eq!(
         count(&owner, "select count(*) from tenants").await,

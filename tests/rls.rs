@@ -87,6 +87,14 @@ fn fixture(table: &str, tenant: Option<Uuid>, user: Uuid) -> String {
             "insert into audit_log (tenant_id, user_id, action, entity_type, entity_id) \
              values ({t}, '{user}', 'user.update', 'user', '{user}')"
         ),
+        "account_tokens" => format!(
+            "insert into account_tokens (tenant_id, user_id, purpose, token_hash, expires_at) \
+             values ({t}, '{user}', 'password_reset', 'reset-{tag}', now() + interval '1 hour')"
+        ),
+        "notification_outbox" => format!(
+            "insert into notification_outbox (tenant_id, user_id, recipient, subject, body) \
+             values ({t}, '{user}', 'user-{tag}@example.test', 'Reset your password', 'link {tag}')"
+        ),
         other => panic!("add an RLS fixture for table {other} (tests/rls.rs, fn fixture)"),
     }
 }
@@ -871,7 +879,12 @@ async fn a_foreign_key_into_another_tenant_fails_exactly_like_a_missing_row() {
          order by 1",
     )
     .await;
-    for needed in ["trusted_devices", "mfa_backup_codes"] {
+    for needed in [
+        "trusted_devices",
+        "mfa_backup_codes",
+        "account_tokens",
+        "notification_outbox",
+    ] {
         assert!(
             referencing.iter().any(|t| t == needed),
             "{needed} should reference users: {referencing:?}"
@@ -938,6 +951,15 @@ async fn another_tenants_usernames_emails_and_unique_values_do_not_clash() {
     .expect("B's token")
     .try_get::<String>("", "v")
     .expect("v");
+    let b_account_token = one(
+        &w.owner,
+        "select token_hash::text as v from account_tokens where tenant_id = $1",
+        vec![w.b.id.into()],
+    )
+    .await
+    .expect("B's account token")
+    .try_get::<String>("", "v")
+    .expect("v");
     let (ty, val) = indicator(&w.owner, Some(w.b.id)).await;
     let before = snapshot(&w).await;
 
@@ -964,6 +986,13 @@ async fn another_tenants_usernames_emails_and_unique_values_do_not_clash() {
     ))
     .await
     .unwrap_or_else(|e| panic!("tenant A could not store a token hash equal to tenant B's: {e}"));
+    txn.execute_raw(stmt(
+        "insert into account_tokens (tenant_id, user_id, purpose, token_hash, expires_at) \
+         values ($1, $2, 'password_reset', $3, now() + interval '1 hour')",
+        vec![w.a.id.into(), new_user.into(), b_account_token.clone().into()],
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("tenant A could not store an account token hash equal to tenant B's: {e}"));
     txn.execute_raw(stmt(
         "insert into threat_intelligence (tenant_id, indicator_type, indicator_value) values ($1, $2, $3)",
         vec![w.a.id.into(), ty.into(), val.into()],

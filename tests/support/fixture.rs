@@ -63,6 +63,10 @@ pub struct TenantData {
     /// refresh_tokens.
     pub sessions: Vec<Uuid>,
     pub backup_codes: Vec<Uuid>,
+    /// account_tokens (a pending password reset of the customer).
+    pub account_tokens: Vec<Uuid>,
+    /// notification_outbox (the customer's reset message).
+    pub notifications: Vec<Uuid>,
     /// Every audit_log row of the tenant (tenant and user creation included).
     pub audit: Vec<Uuid>,
 }
@@ -227,6 +231,8 @@ async fn create_tenant_with_users(owner: &DatabaseConnection, slug: &'static str
         devices: vec![],
         sessions: vec![],
         backup_codes: vec![],
+        account_tokens: vec![],
+        notifications: vec![],
         audit: vec![],
     }
 }
@@ -494,6 +500,37 @@ async fn seed_rows(owner: &DatabaseConnection, t: &mut TenantData, foreign_custo
         .await;
         t.backup_codes.push(code);
     }
+
+    // A pending password reset of the customer, and the message that carries it.
+    let account_token = Uuid::now_v7();
+    run(
+        &txn,
+        "insert into account_tokens (token_id, tenant_id, user_id, purpose, token_hash, expires_at) \
+         values ($1, $2, $3, 'password_reset', $4, now() + interval '1 hour')",
+        vec![
+            account_token.into(),
+            tid.into(),
+            t.user("customer").into(),
+            random_hash().into(),
+        ],
+    )
+    .await;
+    t.account_tokens.push(account_token);
+    let notification = Uuid::now_v7();
+    run(
+        &txn,
+        "insert into notification_outbox (notification_id, tenant_id, user_id, recipient, subject, body) \
+         values ($1, $2, $3, $4, 'Reset your password', $5)",
+        vec![
+            notification.into(),
+            tid.into(),
+            t.user("customer").into(),
+            format!("customer@{slug}.example").into(),
+            format!("{slug} reset link").into(),
+        ],
+    )
+    .await;
+    t.notifications.push(notification);
 
     // An audit entry made by the admin (creation entries exist already).
     api::audit::record(

@@ -20,16 +20,21 @@ pub fn now() -> u64 {
         .as_secs()
 }
 
-/// The claims of a valid access token for `user_id` of `tenant_id` with `role`, valid from
-/// now for five minutes, as a JSON object the caller may alter.
-pub fn access_claims(tenant_id: Uuid, user_id: Uuid, role: &str) -> Map<String, Value> {
+/// The claims of a valid access token for `user_id` of `tenant_id` with `role` in session
+/// `session_id`, valid from now for five minutes, as a JSON object the caller may alter.
+///
+/// The gateway accepts such a token only while `session_id` names a live session of
+/// that user (refresh_tokens.token_id of a sign-in, neither revoked nor expired) and the
+/// user is active and not locked: take the session from a real sign-in with
+/// [`claims_of`]. A made-up session id is refused like a revoked one.
+pub fn access_claims(tenant_id: Uuid, user_id: Uuid, role: &str, session_id: Uuid) -> Map<String, Value> {
     let now = now();
     let claims = Claims {
         sub: user_id,
         tid: tenant_id,
         role: role.to_string(),
         perms: vec![],
-        sid: Uuid::now_v7(),
+        sid: session_id,
         iat: now,
         nbf: now,
         exp: now + 300,
@@ -41,6 +46,12 @@ pub fn access_claims(tenant_id: Uuid, user_id: Uuid, role: &str) -> Map<String, 
         Value::Object(map) => map,
         other => panic!("claims are not an object: {other}"),
     }
+}
+
+/// The claims of a token the gateway issued, read WITHOUT verifying anything: only to
+/// learn what a real sign-in put there (its session id above all), never to trust it.
+pub fn claims_of(token: &str) -> Claims {
+    jsonwebtoken::dangerous::insecure_decode_claims(token).expect("the claims of a real token")
 }
 
 /// A header as the gateway writes it: `alg`, `kid`, `typ` = `typ`.

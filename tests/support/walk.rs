@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::gateway::TestGateway;
 
 /// Every tenant-owned table and its primary key column.
-pub const TABLES: [(&str, &str); 11] = [
+pub const TABLES: [(&str, &str); 13] = [
     ("tenants", "tenant_id"),
     ("users", "user_id"),
     ("mfa_backup_codes", "code_id"),
@@ -26,6 +26,8 @@ pub const TABLES: [(&str, &str); 11] = [
     ("threat_intelligence", "intel_id"),
     ("rate_limit_entries", "entry_id"),
     ("audit_log", "audit_id"),
+    ("account_tokens", "token_id"),
+    ("notification_outbox", "notification_id"),
 ];
 
 /// The primary key column of `table`.

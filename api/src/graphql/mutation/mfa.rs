@@ -32,7 +32,7 @@ impl MfaMutation {
             &req.actor()?,
             req.principal()?,
             &services.data_keys,
-            &issuer,
+            issuer,
         )
         .await
         .map_err(ApiError::from)?;
