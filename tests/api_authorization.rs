@@ -704,7 +704,6 @@ async fn attempt(
 /// must fail NOT_FOUND without data, write no audit row, leave `unseen`'s row as it was,
 /// and answer byte for byte alike once ids are masked, so the refusal does not even tell
 /// that `unseen` exists.
-#[allow(clippy::too_many_arguments)]
 async fn attempt_unseen(
     w: &World,
     findings: &mut Vec<String>,

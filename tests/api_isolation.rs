@@ -102,6 +102,9 @@ const DEVICE_MUTATION_CASES: [&str; 2] = ["renameTrustedDevice", "revokeDeviceTr
 /// Mutations covered by `session_mutations_never_reach_tenant_b_sessions`.
 const SESSION_MUTATION_CASES: [&str; 4] = ["refreshSession", "logout", "revokeSession", "revokeAllSessions"];
 
+/// Mutations covered by `mfa_mutations_act_on_the_caller_in_tenant_a_only`.
+const MFA_MUTATION_CASES: [&str; 4] = ["enrollTotp", "confirmTotp", "generateBackupCodes", "disableTotp"];
+
 /// Raw id arrays stored on A's rows. The fixture plants B's ids in them on purpose (no
 /// foreign key can hold arrays): they are A's own column values, echoed as stored, so
 /// scans for B's ids skip them; the relations built from them must not cross.
@@ -263,6 +266,7 @@ async fn every_field_of_the_live_schema_has_an_isolation_case() {
         .chain(THREAT_MUTATION_CASES.iter())
         .chain(DEVICE_MUTATION_CASES.iter())
         .chain(SESSION_MUTATION_CASES.iter())
+        .chain(MFA_MUTATION_CASES.iter())
         .map(|s| s.to_string())
         .collect();
     for name in schema.mutation_names().difference(&cased) {
@@ -1881,4 +1885,112 @@ async fn session_mutations_never_reach_tenant_b_sessions() {
         "B's own token still rotates in B"
     );
     probe.finish(&SESSION_MUTATION_CASES);
+}
+
+/// `mfa_secret`, `mfa_enabled` and the backup-code rows of a user, as the owner.
+async fn mfa_state(owner: &DatabaseConnection, user: Uuid) -> (Option<String>, Option<String>, i64) {
+    let secret = sql::scalar(
+        owner,
+        &format!("select mfa_secret from users where user_id = '{user}'"),
+    )
+    .await;
+    let enabled = sql::scalar(
+        owner,
+        &format!("select mfa_enabled from users where user_id = '{user}'"),
+    )
+    .await;
+    let codes = sql::count(
+        owner,
+        &format!("select count(*) from mfa_backup_codes where user_id = '{user}'"),
+    )
+    .await;
+    (secret, enabled, codes)
+}
+
+/// The MFA mutations take no id: they act on the caller. Done by A's customer (B has a
+/// customer of the same name), each changes the caller's own rows in A and nothing of B.
+#[tokio::test]
+async fn mfa_mutations_act_on_the_caller_in_tenant_a_only() {
+    let w = world().await;
+    let (a, b) = (&w.fx.a, &w.fx.b);
+    let b_universe = w.b_universe().await;
+    let token = w.fx.login(&w.gw, A, "customer").await;
+    let b_before = tenant_fingerprint(&w.owner, b.tenant_id).await;
+    let b_audit = tenant_count(&w.owner, "audit_log", b.tenant_id).await;
+    let b_customer_mfa = mfa_state(&w.owner, b.user("customer")).await;
+    let mut exercised = BTreeSet::new();
+    let mut run = |name: &'static str| {
+        exercised.insert(name);
+    };
+
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+    };
+    run("enrollTotp");
+    let (status, text) = w
+        .post_as(
+            Some(&token),
+            "mutation { enrollTotp { secret otpauthUri } }",
+            json!({}),
+        )
+        .await;
+    let body = parse_body(&text);
+    assert_eq!(status, 200, "{body:#}");
+    assert!(errors(&body).is_empty(), "{body:#}");
+    let secret = body["data"]["enrollTotp"]["secret"]
+        .as_str()
+        .expect("the enrolment secret")
+        .to_string();
+    assert!(b_ids_in(&body, &b_universe).is_empty(), "{body:#}");
+
+    run("confirmTotp");
+    let code = api::auth::mfa::code_at(&secret, now()).expect("a TOTP code");
+    let data =
+        w.gw.data(
+            Some(&token),
+            "mutation($c: String!) { confirmTotp(code: $c) }",
+            json!({ "c": code }),
+        )
+        .await;
+    assert_eq!(data["confirmTotp"], true);
+
+    run("generateBackupCodes");
+    let data =
+        w.gw.data(Some(&token), "mutation { generateBackupCodes }", json!({}))
+            .await;
+    assert_eq!(
+        data["generateBackupCodes"].as_array().map(Vec::len),
+        Some(10),
+        "{data}"
+    );
+    let (a_secret, a_enabled, a_codes) = mfa_state(&w.owner, a.user("customer")).await;
+    assert!(a_secret.is_some(), "A's customer has a stored secret");
+    assert_eq!(a_enabled.as_deref(), Some("true"));
+    assert_eq!(a_codes, 10, "A's customer holds exactly the new set");
+
+    run("disableTotp");
+    // The next time step: a step is accepted once, and confirmTotp used the current one.
+    let code = api::auth::mfa::code_at(&secret, now() + 30).expect("a TOTP code");
+    let data =
+        w.gw.data(
+            Some(&token),
+            "mutation($c: String!) { disableTotp(code: $c) }",
+            json!({ "c": code }),
+        )
+        .await;
+    assert_eq!(data["disableTotp"], true);
+
+    assert_eq!(
+        mfa_state(&w.owner, b.user("customer")).await,
+        b_customer_mfa,
+        "B's customer (same username) is untouched"
+    );
+    let changed = fingerprint_changes(&b_before, &tenant_fingerprint(&w.owner, b.tenant_id).await);
+    assert!(changed.is_empty(), "MFA mutations in A changed B's {changed:?}");
+    assert_eq!(tenant_count(&w.owner, "audit_log", b.tenant_id).await, b_audit);
+    let expected: BTreeSet<&str> = MFA_MUTATION_CASES.into_iter().collect();
+    assert_eq!(exercised, expected, "every MFA mutation case was exercised");
 }

@@ -159,12 +159,15 @@ pub async fn login(
         return Err(LoginError::Refused("unknown user"));
     };
     let now = Utc::now();
-    let refusal = if !password_ok {
-        Some("wrong password")
-    } else if !user.is_active {
+    // The account's state comes first: a wrong password on a locked or deactivated
+    // account is not a countable failure (it must not extend or renew the lock). The
+    // password was verified all the same, so every refusal costs the same time.
+    let refusal = if !user.is_active {
         Some("account deactivated")
     } else if user.is_locked || user.locked_until.is_some_and(|until| until > now) {
         Some("account locked")
+    } else if !password_ok {
+        Some("wrong password")
     } else {
         None
     };
@@ -329,7 +332,8 @@ async fn count_failure<C: ConnectionTrait>(txn: &C, tenant_id: Uuid, user_id: Uu
                                      then now() + make_interval(secs => least($5, $4 * power(2, least(u.lockout_count, 20)))) \
                                      else u.locked_until end \
                from policy p \
-              where u.user_id = $1 \
+              where u.user_id = $1 and u.is_active and not u.is_locked \
+                and (u.locked_until is null or u.locked_until <= now()) \
               returning (u.locked_until is not null and u.locked_until > now()) as locked_now",
             [
                 user_id.into(),
