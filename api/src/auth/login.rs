@@ -349,6 +349,71 @@ async fn count_failure<C: ConnectionTrait>(txn: &C, tenant_id: Uuid, user_id: Uu
         .unwrap_or(false))
 }
 
+/// A wrong code given to confirm or disable TOTP by a signed-in user: counted toward the
+/// account's lockout like a wrong second factor at login, and recorded, in a transaction
+/// of its own that commits although the operation fails. Without this, a stolen session
+/// could guess codes freely (30 aliases per document).
+pub async fn record_mfa_check_failure(
+    db: &DatabaseConnection,
+    statement_timeout_ms: u64,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    ip: Option<IpAddr>,
+    user_agent: Option<String>,
+) {
+    let attempt = LoginAttempt {
+        tenant: String::new(),
+        username: String::new(),
+        password: String::new(),
+        totp_code: None,
+        backup_code: None,
+        device_fingerprint: None,
+        ip,
+        user_agent,
+    };
+    let result: Result<(), DbErr> = async {
+        let txn = begin_tenant_transaction(
+            db,
+            TenantScope::tenant(tenant_id),
+            Access::ReadWrite,
+            statement_timeout_ms,
+        )
+        .await?;
+        let locked_now = count_failure(&txn, tenant_id, user_id).await?;
+        let description = "wrong or reused TOTP code to change MFA settings";
+        record_event(
+            &txn,
+            tenant_id,
+            Some(user_id),
+            "mfa_failure",
+            "medium",
+            "deny",
+            description,
+            &attempt,
+        )
+        .await?;
+        if locked_now {
+            let text = "too many wrong second factors: account locked for a growing period";
+            record_event(
+                &txn,
+                tenant_id,
+                Some(user_id),
+                "account_locked",
+                "high",
+                "lock",
+                text,
+                &attempt,
+            )
+            .await?;
+        }
+        txn.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not record a failed MFA check");
+    }
+}
+
 /// Counts a failure and records it, in a transaction of its own that commits although
 /// the login itself failed (DESIGN.md: security bookkeeping survives).
 async fn record_failure(

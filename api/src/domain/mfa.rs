@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use entity::users;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, QuerySelect, Set, Statement};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, Set, Statement};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -20,12 +20,20 @@ pub struct Enrollment {
     pub qr_svg_data_uri: String,
 }
 
+/// The caller's row, refused once the account is locked: wrong codes count toward the
+/// lockout, and the next alias of the same document must not guess again. Not locked
+/// FOR UPDATE: a wrong code is recorded by a separate transaction that must be able to
+/// update this row while the operation is still open (the step itself is spent by a
+/// conditional UPDATE, which is what makes concurrent checks safe).
 async fn me<C: ConnectionTrait>(txn: &C, by: &Principal) -> Result<users::Model, DomainError> {
-    users::Entity::find_by_id(by.user_id)
-        .lock_exclusive()
+    let user = users::Entity::find_by_id(by.user_id)
         .one(txn)
         .await?
-        .ok_or_else(|| DomainError::NotFound("no such user".into()))
+        .ok_or_else(|| DomainError::NotFound("no such user".into()))?;
+    if user.is_locked || user.locked_until.is_some_and(|until| until > Utc::now()) {
+        return Err(DomainError::Forbidden);
+    }
+    Ok(user)
 }
 
 async fn event<C: ConnectionTrait>(
@@ -146,9 +154,7 @@ pub async fn confirm_totp<C: ConnectionTrait>(
         return Err(DomainError::Invalid("TOTP is already on".into()));
     }
     if !check_code(txn, &user, keys, code).await? {
-        return Err(DomainError::Invalid(
-            "the code is wrong, expired or already used".into(),
-        ));
+        return Err(DomainError::WrongCode);
     }
     users::Entity::update(users::ActiveModel {
         user_id: Set(by.user_id),
@@ -183,9 +189,7 @@ pub async fn disable_totp<C: ConnectionTrait>(
         return Err(DomainError::Invalid("TOTP is not on".into()));
     }
     if !check_code(txn, &user, keys, code).await? {
-        return Err(DomainError::Invalid(
-            "the code is wrong, expired or already used".into(),
-        ));
+        return Err(DomainError::WrongCode);
     }
     let mut active: users::ActiveModel = user.into();
     active.mfa_enabled = Set(false);

@@ -27,6 +27,9 @@ pub enum DomainError {
     NotFound(String),
     #[error("you are not allowed to do this")]
     Forbidden,
+    /// A second-factor code that is wrong, expired or already used.
+    #[error("the code is wrong, expired or already used")]
+    WrongCode,
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error("database error: {0}")]

@@ -115,6 +115,9 @@ impl From<DomainError> for ApiError {
             DomainError::Invalid(m) | DomainError::Conflict(m) => ApiError::BadUserInput(m),
             DomainError::NotFound(m) => ApiError::NotFound(m),
             DomainError::Forbidden => ApiError::Forbidden,
+            DomainError::WrongCode => {
+                ApiError::BadUserInput("the code is wrong, expired or already used".into())
+            }
             DomainError::Password(p) => match p {
                 crate::auth::password::PasswordError::Hashing(e) => ApiError::internal(e),
                 other => ApiError::BadUserInput(other.to_string()),

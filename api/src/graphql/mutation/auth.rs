@@ -80,7 +80,8 @@ impl AuthMutation {
                 expires_at: ok.expires_at,
                 mfa_required: ok.mfa_required,
                 password_expired: ok.password_expired,
-                user: Some(User::signed_in(ok.user)),
+                // The password alone (MFA still pending) earns no view of the account.
+                user: (!ok.mfa_required).then(|| User::signed_in(ok.user)),
             }),
             Err(LoginError::Refused(reason)) => {
                 tracing::info!(reason, "login refused");

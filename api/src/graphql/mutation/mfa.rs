@@ -43,36 +43,35 @@ impl MfaMutation {
         })
     }
 
-    /// Turns TOTP on with a code from the app.
+    /// Turns TOTP on with a code from the app. A wrong code counts toward the lockout.
     async fn confirm_totp(&self, ctx: &Context<'_>, code: String) -> ApiResult<bool> {
         let req = request(ctx);
         let services = ctx.data_unchecked::<std::sync::Arc<Services>>();
-        mfa::confirm_totp(
+        let result = mfa::confirm_totp(
             req.db()?,
             &req.actor()?,
             req.principal()?,
             &services.data_keys,
             &code,
         )
-        .await
-        .map_err(ApiError::from)?;
-        Ok(true)
+        .await;
+        settle(ctx, result).await
     }
 
-    /// Turns TOTP off; needs a fresh code. Backup codes are deleted with it.
+    /// Turns TOTP off; needs a fresh code (a wrong one counts toward the lockout).
+    /// Backup codes are deleted with it.
     async fn disable_totp(&self, ctx: &Context<'_>, code: String) -> ApiResult<bool> {
         let req = request(ctx);
         let services = ctx.data_unchecked::<std::sync::Arc<Services>>();
-        mfa::disable_totp(
+        let result = mfa::disable_totp(
             req.db()?,
             &req.actor()?,
             req.principal()?,
             &services.data_keys,
             &code,
         )
-        .await
-        .map_err(ApiError::from)?;
-        Ok(true)
+        .await;
+        settle(ctx, result).await
     }
 
     /// Ten single-use backup codes, shown only now; any earlier set stops working.
@@ -83,5 +82,29 @@ impl MfaMutation {
                 .await
                 .map_err(ApiError::from)?,
         )
+    }
+}
+
+/// Turns a code check's result into the reply, recording a wrong code first (in its own
+/// transaction: the operation itself rolls back).
+async fn settle(ctx: &Context<'_>, result: Result<(), crate::domain::DomainError>) -> ApiResult<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(crate::domain::DomainError::WrongCode) => {
+            let req = request(ctx);
+            let services = ctx.data_unchecked::<std::sync::Arc<Services>>();
+            let principal = req.principal()?;
+            crate::auth::login::record_mfa_check_failure(
+                &services.db,
+                services.config.database.statement_timeout_ms,
+                principal.tenant_id,
+                principal.user_id,
+                req.client.ip,
+                req.client.user_agent.clone(),
+            )
+            .await;
+            Err(ApiError::from(crate::domain::DomainError::WrongCode).into())
+        }
+        Err(other) => Err(ApiError::from(other).into()),
     }
 }
