@@ -9,4 +9,5 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod graphql;
+pub mod security;
 pub mod server;

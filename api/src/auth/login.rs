@@ -19,6 +19,7 @@ use super::mfa;
 use super::password::{self, MAX_CHARS};
 use super::tokens;
 use crate::db::{Access, TenantScope, begin_tenant_transaction};
+use crate::security::events::NewSecurityEvent;
 
 /// What the client sent.
 pub struct LoginAttempt {
@@ -482,24 +483,20 @@ async fn record_event<C: ConnectionTrait>(
     description: &str,
     attempt: &LoginAttempt,
 ) -> Result<(), DbErr> {
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "insert into security_events (event_id, tenant_id, user_id, event_type, event_category, severity, \
-                                      ip_address, device_fingerprint, user_agent, description, action_taken) \
-         values ($1, $2, $3, $4, 'authentication', $5, $6::inet, $7, $8, $9, $10)",
-        [
-            Uuid::now_v7().into(),
-            tenant_id.into(),
-            user_id.into(),
-            event_type.into(),
-            severity.into(),
-            attempt.ip.map(|ip| ip.to_string()).into(),
-            attempt.device_fingerprint.clone().into(),
-            attempt.user_agent.clone().into(),
-            description.into(),
-            action.into(),
-        ],
-    ))
-    .await?;
-    Ok(())
+    crate::security::events::record(
+        txn,
+        NewSecurityEvent {
+            tenant_id,
+            user_id,
+            event_type,
+            category: "authentication",
+            severity,
+            action,
+            description,
+            ip: attempt.ip.map(|ip| ip.to_string()),
+            device_fingerprint: attempt.device_fingerprint.clone(),
+            user_agent: attempt.user_agent.clone(),
+        },
+    )
+    .await
 }

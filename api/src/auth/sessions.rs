@@ -239,23 +239,20 @@ pub async fn record_event<C: ConnectionTrait>(
     description: &str,
     client: &ClientContext,
 ) -> Result<(), DbErr> {
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "insert into security_events (event_id, tenant_id, user_id, event_type, event_category, severity, \
-                                      ip_address, user_agent, description, action_taken) \
-         values ($1, $2, $3, $4, 'session', $5, $6::inet, $7, $8, $9)",
-        [
-            Uuid::now_v7().into(),
-            tenant_id.into(),
-            user_id.into(),
-            event_type.into(),
-            severity.into(),
-            client.ip.clone().into(),
-            client.user_agent.clone().into(),
-            description.into(),
-            action.into(),
-        ],
-    ))
-    .await?;
-    Ok(())
+    crate::security::events::record(
+        txn,
+        crate::security::events::NewSecurityEvent {
+            tenant_id,
+            user_id: Some(user_id),
+            event_type,
+            category: "session",
+            severity,
+            action,
+            description,
+            ip: client.ip.clone(),
+            device_fingerprint: None,
+            user_agent: client.user_agent.clone(),
+        },
+    )
+    .await
 }

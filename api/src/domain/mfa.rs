@@ -44,22 +44,21 @@ async fn event<C: ConnectionTrait>(
     severity: &str,
     text: &str,
 ) -> Result<(), DomainError> {
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "insert into security_events (event_id, tenant_id, user_id, event_type, event_category, severity, \
-                                      ip_address, user_agent, description, action_taken) \
-         values ($1, $2, $3, $4, 'authentication', $5, $6::inet, $7, $8, 'allow')",
-        [
-            Uuid::now_v7().into(),
-            actor.tenant_id.into(),
-            user_id.into(),
-            kind.into(),
-            severity.into(),
-            actor.ip.clone().into(),
-            actor.user_agent.clone().into(),
-            text.into(),
-        ],
-    ))
+    crate::security::events::record(
+        txn,
+        crate::security::events::NewSecurityEvent {
+            tenant_id: actor.tenant_id,
+            user_id: Some(user_id),
+            event_type: kind,
+            category: "authentication",
+            severity,
+            action: "allow",
+            description: text,
+            ip: actor.ip.clone(),
+            device_fingerprint: None,
+            user_agent: actor.user_agent.clone(),
+        },
+    )
     .await?;
     Ok(())
 }

@@ -1,0 +1,49 @@
+//! Writing security events: one insert for every authentication, session and MFA event.
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use uuid::Uuid;
+
+/// One security event to record. Text fields come from our own code or are already
+/// sanitised (user agents and fingerprints lose control characters at the edge).
+#[derive(Debug, Clone)]
+pub struct NewSecurityEvent<'a> {
+    pub tenant_id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub event_type: &'a str,
+    /// authentication, authorization, account, session, threat, incident or rate_limit.
+    pub category: &'a str,
+    /// low, medium, high or critical.
+    pub severity: &'a str,
+    /// allow, deny, challenge, block or lock.
+    pub action: &'a str,
+    pub description: &'a str,
+    pub ip: Option<String>,
+    pub device_fingerprint: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Inserts the event on `txn`, so it commits with (or, for bookkeeping transactions,
+/// independently of) the change it describes.
+pub async fn record<C: ConnectionTrait>(txn: &C, event: NewSecurityEvent<'_>) -> Result<(), DbErr> {
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "insert into security_events (event_id, tenant_id, user_id, event_type, event_category, severity, \
+                                      ip_address, device_fingerprint, user_agent, description, action_taken) \
+         values ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9, $10, $11)",
+        [
+            Uuid::now_v7().into(),
+            event.tenant_id.into(),
+            event.user_id.into(),
+            event.event_type.into(),
+            event.category.into(),
+            event.severity.into(),
+            event.ip.into(),
+            event.device_fingerprint.into(),
+            event.user_agent.into(),
+            event.description.into(),
+            event.action.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
