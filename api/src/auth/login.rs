@@ -137,7 +137,7 @@ pub async fn login(
     {
         return Err(LoginError::Refused("malformed identifier"));
     }
-    let tenant_id = resolve_tenant(db, &attempt.tenant).await?;
+    let tenant_id = crate::domain::tenants::find_active_by_slug(db, &attempt.tenant).await?;
     let Some(tenant_id) = tenant_id else {
         verify_password(attempt.password.clone(), settings.dummy_hash.to_string()).await;
         return Err(LoginError::Refused("unknown tenant"));
@@ -279,17 +279,6 @@ pub async fn login(
         mfa_required: false,
         password_expired,
     })
-}
-
-async fn resolve_tenant(db: &DatabaseConnection, slug: &str) -> Result<Option<Uuid>, LoginError> {
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "select ultracore_tenant_id_for_login($1) as tenant_id",
-            [slug.into()],
-        ))
-        .await?;
-    Ok(row.and_then(|r| r.try_get::<Option<Uuid>>("", "tenant_id").ok().flatten()))
 }
 
 /// The user named by username or email, case-insensitively (username first).

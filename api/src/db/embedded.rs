@@ -257,12 +257,6 @@ impl EmbeddedCluster {
         check(out, "pg_ctl stop")
     }
 
-    /// The postmaster's pid, from postmaster.pid (first line), when a server runs.
-    pub fn postmaster_pid(&self) -> Option<i32> {
-        let text = fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
-        text.lines().next()?.trim().parse().ok()
-    }
-
     fn pg_ctl(&self) -> Command {
         Command::new(self.bin.tool("pg_ctl"))
     }

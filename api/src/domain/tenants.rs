@@ -66,9 +66,12 @@ pub async fn create_tenant(owner: &DatabaseConnection, slug: &str, name: &str) -
     Ok(tenant_id)
 }
 
-/// Finds an active tenant by slug through the narrow resolver function (the only
-/// cross-tenant read RLS allows).
-pub async fn tenant_id_by_slug<C: ConnectionTrait>(conn: &C, slug: &str) -> Result<Uuid, DomainError> {
+/// The active tenant with this slug, if any, through the narrow resolver function (the
+/// only cross-tenant read RLS allows). Login and the admin commands both use it.
+pub async fn find_active_by_slug<C: ConnectionTrait>(
+    conn: &C,
+    slug: &str,
+) -> Result<Option<Uuid>, sea_orm::DbErr> {
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -76,6 +79,12 @@ pub async fn tenant_id_by_slug<C: ConnectionTrait>(conn: &C, slug: &str) -> Resu
             [slug.into()],
         ))
         .await?;
-    row.and_then(|r| r.try_get::<Option<Uuid>>("", "tenant_id").ok().flatten())
+    Ok(row.and_then(|r| r.try_get::<Option<Uuid>>("", "tenant_id").ok().flatten()))
+}
+
+/// Like [`find_active_by_slug`], for operators: an unknown slug is an error that says so.
+pub async fn tenant_id_by_slug<C: ConnectionTrait>(conn: &C, slug: &str) -> Result<Uuid, DomainError> {
+    find_active_by_slug(conn, slug)
+        .await?
         .ok_or_else(|| DomainError::NotFound(format!("no active tenant has the slug {slug:?}")))
 }

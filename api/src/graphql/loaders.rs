@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::batcher::Batcher;
 use super::errors::ApiError;
-use super::pagination::{Cursor, PageArgs, SortDirection, SortKey};
+use super::pagination::{Cursor, PageArgs, SortKey};
 
 type LoadError = async_graphql::Error;
 
@@ -364,6 +364,3 @@ impl Loaders {
         }
     }
 }
-
-/// Direction of the per-user lists (newest first).
-pub const USER_LIST_DIRECTION: SortDirection = SortDirection::Desc;
