@@ -9,5 +9,6 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod graphql;
+pub mod notify;
 pub mod security;
 pub mod server;
