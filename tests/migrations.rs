@@ -42,7 +42,7 @@ const TABLES_BEFORE_0011: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -54,6 +54,7 @@ const MIGRATIONS: [&str; 11] = [
     "0009_app_role",
     "0010_row_level_security",
     "0011_authentication",
+    "0012_device_trust",
 ];
 
 async fn our_functions(owner: &DatabaseConnection) -> Vec<String> {
@@ -231,6 +232,16 @@ async fn assert_authentication_schema(owner: &DatabaseConnection) {
     );
 }
 
+/// Asserts that 0012's columns are gone while 0011's tables stay.
+async fn assert_device_trust_rolled_back(owner: &DatabaseConnection) {
+    assert!(!columns(owner, "trusted_devices").await.iter().any(|c| c == "trusted_at"));
+    assert!(!columns(owner, "refresh_tokens").await.iter().any(|c| c == "mfa_verified_at"));
+    assert!(
+        columns(owner, "refresh_tokens").await.iter().any(|c| c == "family_id"),
+        "0011 stays applied"
+    );
+}
+
 /// Asserts that 0011 is rolled back completely while 0001..0010 stay.
 async fn assert_authentication_rolled_back(owner: &DatabaseConnection) {
     assert_eq!(
@@ -322,7 +333,7 @@ async fn migrator_down_removes_everything_but_the_role_and_up_restores_it() {
         .await
         .expect("apply every migration again");
     assert_fully_migrated(&owner).await;
-    assert_eq!(count(&owner, "select count(*) from seaql_migrations").await, 11);
+    assert_eq!(count(&owner, "select count(*) from seaql_migrations").await, 12);
 
     // RLS works again for the serving role: a row the owner wrote is invisible without a tenant.
     sql::exec(&owner, "insert into tenants (slug, name) values ('acme', 'Acme')").await;
@@ -380,14 +391,17 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     let url = db.owner_url();
     let dir = TempDir::new("ultracore-migrate-cli");
 
-    assert_eq!(status(&url, dir.path()), expected_status(11), "all 11 applied");
+    assert_eq!(status(&url, dir.path()), expected_status(12), "all 12 applied");
 
     migrate(&url, dir.path(), &["down"]);
     assert_eq!(
         status(&url, dir.path()),
-        expected_status(10),
+        expected_status(11),
         "down without N rolls back the last one"
     );
+    assert_device_trust_rolled_back(&owner).await;
+    migrate(&url, dir.path(), &["down"]);
+    assert_eq!(status(&url, dir.path()), expected_status(10));
     assert_authentication_rolled_back(&owner).await;
 
     // A session stored without families (before 0011) becomes a family of its own when
@@ -404,7 +418,7 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     )
     .await;
     migrate(&url, dir.path(), &["up"]);
-    assert_eq!(status(&url, dir.path()), expected_status(11));
+    assert_eq!(status(&url, dir.path()), expected_status(12));
     assert_eq!(
         sql::scalar(
             &owner,
@@ -414,14 +428,14 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
         Some(OLD_TOKEN.to_string()),
         "the pre-0011 session is its own family"
     );
-    migrate(&url, dir.path(), &["down"]);
+    migrate(&url, dir.path(), &["down", "2"]);
     assert_authentication_rolled_back(&owner).await;
 
     migrate(&url, dir.path(), &["down", "2"]);
     assert_eq!(
         status(&url, dir.path()),
         expected_status(8),
-        "the last 3 are pending"
+        "the last 4 are pending"
     );
     assert_eq!(
         app_table_privileges(&owner).await,
@@ -436,7 +450,7 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     );
 
     migrate(&url, dir.path(), &["up"]);
-    assert_eq!(status(&url, dir.path()), expected_status(11));
+    assert_eq!(status(&url, dir.path()), expected_status(12));
     assert_fully_migrated(&owner).await;
 
     // Data written before `migrate fresh` is gone after it.
@@ -448,7 +462,7 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     );
 
     migrate(&url, dir.path(), &["fresh"]);
-    assert_eq!(status(&url, dir.path()), expected_status(11));
+    assert_eq!(status(&url, dir.path()), expected_status(12));
     assert_fully_migrated(&owner).await;
     assert_eq!(
         count(&owner, "select count(*) from tenants").await,

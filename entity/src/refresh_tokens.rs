@@ -28,6 +28,8 @@ pub struct Model {
     /// The token that replaced this one when it was used (rotation).
     pub replaced_by: Option<Uuid>,
     pub last_used_at: Option<DateTimeUtc>,
+    /// When the session's sign-in passed a second factor; None: password only.
+    pub mfa_verified_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

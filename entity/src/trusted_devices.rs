@@ -27,6 +27,8 @@ pub struct Model {
     pub last_ip_address: Option<IpNetwork>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When the user trusted the device (from a session that passed MFA).
+    pub trusted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

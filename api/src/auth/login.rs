@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use chrono::{DateTime, Duration, Utc};
 use entity::users;
 use sea_orm::sea_query::Expr;
@@ -15,7 +14,9 @@ use uuid::Uuid;
 
 use super::crypto::KeyRing;
 use super::jwt::{JwtKeys, TokenSubject, TokenType};
-use super::mfa;
+use super::devices;
+use super::mfa::{self, SecondFactor};
+use super::mfa_policy::{MfaDemand, MfaPolicy, SignInSignals};
 use super::password::{self, MAX_CHARS};
 use super::tokens;
 use crate::db::{Access, TenantScope, begin_tenant_transaction};
@@ -45,6 +46,8 @@ pub struct LoginSuccess {
     pub mfa_required: bool,
     /// The password has expired: the access token can only change it.
     pub password_expired: bool,
+    /// The device the client identified itself as (with a fingerprint).
+    pub device_id: Option<Uuid>,
 }
 
 /// Why sign-in failed. Callers turn every variant into the same generic reply; the
@@ -53,6 +56,9 @@ pub struct LoginSuccess {
 pub enum LoginError {
     #[error("login failed: {0}")]
     Refused(&'static str),
+    /// The password-hashing pool is saturated: try again shortly (RATE_LIMITED).
+    #[error("password hashing saturated")]
+    Busy,
     #[error("login error: {0}")]
     Internal(String),
 }
@@ -73,44 +79,22 @@ pub struct LoginSettings<'a> {
     pub dummy_hash: &'a str,
     /// Decrypts MFA secrets.
     pub data_keys: &'a KeyRing,
+    /// Decides when the second factor is demanded.
+    pub mfa_policy: &'a dyn MfaPolicy,
 }
+
+/// How long a session opened with an expired password lasts: long enough to choose a
+/// new password, no longer.
+pub const PASSWORD_CHANGE_TTL_SECS: u64 = 600;
 
 const WRONG_SECOND_FACTOR: &str = "wrong or reused second factor";
 
-/// Checks a TOTP code against the user's secret and spends its time step (once only).
-async fn verify_totp<C: ConnectionTrait>(
-    txn: &C,
-    settings: &LoginSettings<'_>,
-    user: &users::Model,
-    code: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, LoginError> {
-    let Some(stored) = &user.mfa_secret else {
-        return Ok(false);
-    };
-    let secret = settings
-        .data_keys
-        .decrypt(stored, user.user_id.as_bytes())
-        .map_err(|e| LoginError::Internal(format!("MFA secret of {}: {e}", user.user_id)))?;
-    let secret =
-        String::from_utf8(secret).map_err(|_| LoginError::Internal("MFA secret is not text".into()))?;
-    let Some(step) = mfa::matching_step(&secret, code, now.timestamp().max(0) as u64) else {
-        return Ok(false);
-    };
-    Ok(mfa::accept_step(txn, user.user_id, step).await?)
-}
-
-/// Verifies a password against a PHC hash on the blocking pool.
-async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false)
+/// Verifies a password on the bounded hashing pool; a saturated pool refuses the
+/// attempt as RATE_LIMITED (it is not a failed password and is not counted).
+async fn verify_password(password: String, hash: String) -> Result<bool, LoginError> {
+    password::verify_password(password, hash)
+        .await
+        .map_err(|_| LoginError::Busy)
 }
 
 /// A hash to verify against for unknown users, so they cost the same time as known ones.
@@ -139,7 +123,7 @@ pub async fn login(
     }
     let tenant_id = crate::domain::tenants::find_active_by_slug(db, &attempt.tenant).await?;
     let Some(tenant_id) = tenant_id else {
-        verify_password(attempt.password.clone(), settings.dummy_hash.to_string()).await;
+        verify_password(attempt.password.clone(), settings.dummy_hash.to_string()).await?;
         return Err(LoginError::Refused("unknown tenant"));
     };
 
@@ -154,7 +138,13 @@ pub async fn login(
     let hash = user
         .as_ref()
         .map_or_else(|| settings.dummy_hash.to_string(), |u| u.password_hash.clone());
-    let password_ok = verify_password(attempt.password.clone(), hash).await;
+    let password_ok = match verify_password(attempt.password.clone(), hash).await {
+        Ok(ok) => ok,
+        Err(busy) => {
+            txn.rollback().await?;
+            return Err(busy);
+        }
+    };
     let Some(user) = user else {
         txn.rollback().await?;
         return Err(LoginError::Refused("unknown user"));
@@ -178,9 +168,34 @@ pub async fn login(
         return Err(LoginError::Refused(reason));
     }
 
-    if user.mfa_enabled {
-        let verified = match (&attempt.totp_code, &attempt.backup_code) {
-            (None, None) => {
+    let policy = crate::domain::tenants::policy(&txn, tenant_id).await?;
+    let device = match &attempt.device_fingerprint {
+        Some(fingerprint) => devices::find(&txn, user.user_id, fingerprint).await?,
+        None => None,
+    };
+    let demand = settings.mfa_policy.demand(&SignInSignals {
+        mfa_enrolled: user.mfa_enabled,
+        device: device.as_ref(),
+        policy: &policy,
+        now,
+    });
+    // A code offered where none is demanded is still checked: a wrong one is a failure,
+    // a right one makes the session MFA-verified (so the device can be trusted).
+    let offered_code = attempt.totp_code.is_some() || attempt.backup_code.is_some();
+    let mut mfa_verified = false;
+    if user.mfa_enabled && (demand == MfaDemand::Required || offered_code) {
+        let offered = mfa::check_second_factor(
+            &txn,
+            settings.data_keys,
+            &user,
+            attempt.totp_code.as_deref(),
+            attempt.backup_code.as_deref(),
+            now.timestamp().max(0) as u64,
+        )
+        .await?;
+        match offered {
+            SecondFactor::Verified => mfa_verified = true,
+            SecondFactor::Missing => {
                 txn.rollback().await?;
                 return Ok(LoginSuccess {
                     user,
@@ -189,40 +204,61 @@ pub async fn login(
                     expires_at: None,
                     mfa_required: true,
                     password_expired: false,
+                    device_id: None,
                 });
             }
-            (Some(code), _) => verify_totp(&txn, settings, &user, code, now).await?,
-            (None, Some(code)) => mfa::use_backup_code(&txn, user.user_id, code).await?,
-        };
-        if !verified {
-            txn.rollback().await?;
-            record_failure(db, settings, tenant_id, &user, WRONG_SECOND_FACTOR, &attempt).await;
-            return Err(LoginError::Refused(WRONG_SECOND_FACTOR));
+            SecondFactor::Wrong => {
+                txn.rollback().await?;
+                record_failure(db, settings, tenant_id, &user, WRONG_SECOND_FACTOR, &attempt).await;
+                return Err(LoginError::Refused(WRONG_SECOND_FACTOR));
+            }
         }
     }
 
+    // An expired password still opens a session (so it can be revoked and checked like
+    // any other), but a short one whose refresh token is never handed out, and whose
+    // access token can only change the password.
     let password_expired = user.password_expires_at.is_some_and(|at| at <= now);
     let session_id = Uuid::now_v7();
-    let refresh_token = (!password_expired).then(|| tokens::new_refresh_token(tenant_id));
-    if let Some(token) = &refresh_token {
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "insert into refresh_tokens (token_id, family_id, tenant_id, user_id, token_hash, expires_at, \
-                                         device_fingerprint, ip_address, user_agent) \
-             values ($1, $1, $2, $3, $4, $5, $6, $7::inet, $8)",
-            [
-                session_id.into(),
-                tenant_id.into(),
-                user.user_id.into(),
-                tokens::token_hash(token).into(),
-                (now + Duration::seconds(settings.refresh_ttl_secs as i64)).into(),
-                attempt.device_fingerprint.clone().into(),
-                attempt.ip.map(|ip| ip.to_string()).into(),
-                attempt.user_agent.clone().into(),
-            ],
-        ))
-        .await?;
-    }
+    let refresh_token = tokens::new_tenant_token(tenant_id);
+    let session_ttl = if password_expired {
+        PASSWORD_CHANGE_TTL_SECS
+    } else {
+        settings.refresh_ttl_secs
+    };
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "insert into refresh_tokens (token_id, family_id, tenant_id, user_id, token_hash, expires_at, \
+                                     device_fingerprint, ip_address, user_agent, mfa_verified_at) \
+         values ($1, $1, $2, $3, $4, $5, $6, $7::inet, $8, $9)",
+        [
+            session_id.into(),
+            tenant_id.into(),
+            user.user_id.into(),
+            tokens::token_hash(&refresh_token).into(),
+            (now + Duration::seconds(session_ttl as i64)).into(),
+            attempt.device_fingerprint.clone().into(),
+            attempt.ip.map(|ip| ip.to_string()).into(),
+            attempt.user_agent.clone().into(),
+            mfa_verified.then_some(now).into(),
+        ],
+    ))
+    .await?;
+    let refresh_token = (!password_expired).then_some(refresh_token);
+    let device_id = match &attempt.device_fingerprint {
+        Some(fingerprint) => Some(
+            devices::record_sign_in(
+                &txn,
+                tenant_id,
+                user.user_id,
+                fingerprint,
+                attempt.ip.map(|ip| ip.to_string()),
+                attempt.user_agent.as_deref(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     users::Entity::update_many()
         .col_expr(users::Column::FailedLoginAttempts, Expr::value(0))
         .col_expr(users::Column::LockoutCount, Expr::value(0))
@@ -241,7 +277,11 @@ pub async fn login(
         "login_success",
         "low",
         "allow",
-        "signed in",
+        match (password_expired, mfa_verified) {
+            (true, _) => "signed in with an expired password: limited to changing it",
+            (false, true) => "signed in with password and second factor",
+            (false, false) => "signed in with password",
+        },
         &attempt,
     )
     .await?;
@@ -253,7 +293,7 @@ pub async fn login(
         TokenType::Access
     };
     let ttl = if password_expired {
-        600
+        PASSWORD_CHANGE_TTL_SECS
     } else {
         settings.access_ttl_secs
     };
@@ -278,6 +318,7 @@ pub async fn login(
         refresh_token,
         mfa_required: false,
         password_expired,
+        device_id,
     })
 }
 
@@ -339,15 +380,25 @@ async fn count_failure<C: ConnectionTrait>(txn: &C, tenant_id: Uuid, user_id: Uu
         .unwrap_or(false))
 }
 
-/// A wrong code given to confirm or disable TOTP by a signed-in user: counted toward the
-/// account's lockout like a wrong second factor at login, and recorded, in a transaction
-/// of its own that commits although the operation fails. Without this, a stolen session
-/// could guess codes freely (30 aliases per document).
-pub async fn record_mfa_check_failure(
+/// What a signed-in user got wrong when asked to prove themselves again.
+#[derive(Debug, Clone, Copy)]
+pub enum Reauthentication {
+    /// A TOTP code to confirm or disable MFA.
+    MfaCode,
+    /// The current password, to change it.
+    Password,
+}
+
+/// A wrong TOTP code (to confirm or disable MFA) or a wrong current password (to change
+/// it) from a signed-in user: counted toward the account's lockout like a failed sign-in,
+/// and recorded, in a transaction of its own that commits although the operation fails.
+/// Without this, a stolen session could guess freely (30 aliases per document).
+pub async fn record_reauthentication_failure(
     db: &DatabaseConnection,
     statement_timeout_ms: u64,
     tenant_id: Uuid,
     user_id: Uuid,
+    what: Reauthentication,
     ip: Option<IpAddr>,
     user_agent: Option<String>,
 ) {
@@ -361,6 +412,10 @@ pub async fn record_mfa_check_failure(
         ip,
         user_agent,
     };
+    let (event_type, description) = match what {
+        Reauthentication::MfaCode => ("mfa_failure", "wrong or reused TOTP code to change MFA settings"),
+        Reauthentication::Password => ("password_check_failure", "wrong current password to change it"),
+    };
     let result: Result<(), DbErr> = async {
         let txn = begin_tenant_transaction(
             db,
@@ -370,12 +425,11 @@ pub async fn record_mfa_check_failure(
         )
         .await?;
         let locked_now = count_failure(&txn, tenant_id, user_id).await?;
-        let description = "wrong or reused TOTP code to change MFA settings";
         record_event(
             &txn,
             tenant_id,
             Some(user_id),
-            "mfa_failure",
+            event_type,
             "medium",
             "deny",
             description,
@@ -383,7 +437,7 @@ pub async fn record_mfa_check_failure(
         )
         .await?;
         if locked_now {
-            let text = "too many wrong second factors: account locked for a growing period";
+            let text = "too many failed checks: account locked for a growing period";
             record_event(
                 &txn,
                 tenant_id,
@@ -400,7 +454,7 @@ pub async fn record_mfa_check_failure(
     }
     .await;
     if let Err(e) = result {
-        tracing::error!(error = %e, "could not record a failed MFA check");
+        tracing::error!(error = %e, "could not record a failed re-authentication");
     }
 }
 

@@ -171,3 +171,48 @@ mod tests {
         );
     }
 }
+
+/// The outcome of checking a second factor offered at sign-in or password reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactor {
+    /// Neither a TOTP code nor a backup code was offered.
+    Missing,
+    /// A TOTP code (its step now spent) or a backup code (now used) was right.
+    Verified,
+    /// The code was wrong, expired or already used.
+    Wrong,
+}
+
+/// Checks `totp_code` (preferred) or `backup_code` for `user`, spending what verifies.
+pub async fn check_second_factor<C: ConnectionTrait>(
+    txn: &C,
+    keys: &super::crypto::KeyRing,
+    user: &entity::users::Model,
+    totp_code: Option<&str>,
+    backup_code: Option<&str>,
+    unix_time: u64,
+) -> Result<SecondFactor, DbErr> {
+    let verified = match (totp_code, backup_code) {
+        (None, None) => return Ok(SecondFactor::Missing),
+        (Some(code), _) => {
+            let Some(stored) = &user.mfa_secret else {
+                return Ok(SecondFactor::Wrong);
+            };
+            let secret = keys
+                .decrypt(stored, user.user_id.as_bytes())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| DbErr::Custom(format!("the MFA secret of {} does not decrypt", user.user_id)))?;
+            match matching_step(&secret, code, unix_time) {
+                Some(step) => accept_step(txn, user.user_id, step).await?,
+                None => false,
+            }
+        }
+        (None, Some(code)) => use_backup_code(txn, user.user_id, code).await?,
+    };
+    Ok(if verified {
+        SecondFactor::Verified
+    } else {
+        SecondFactor::Wrong
+    })
+}

@@ -34,6 +34,9 @@ pub enum PasswordError {
     Weak(String),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// Too many hashes are running or waiting (see [`super::hashing`]).
+    #[error("the server is busy hashing passwords; retry shortly")]
+    Busy,
 }
 
 /// Who the password belongs to: their identifiers must not make it guessable.
@@ -103,12 +106,27 @@ pub fn hash_password_blocking(password: &str) -> Result<String, PasswordError> {
         .map_err(|e| PasswordError::Hashing(e.to_string()))
 }
 
-/// Hashes on tokio's blocking pool: an Argon2id hash takes tens of milliseconds of CPU
-/// and 19 MiB, which must not stall the async workers.
+/// Hashes on the bounded hashing pool: an Argon2id hash takes tens of milliseconds of
+/// CPU and 19 MiB, which must not stall the async workers nor pile up without bound.
 pub async fn hash_password(password: String) -> Result<String, PasswordError> {
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
+    super::hashing::run(move || hash_password_blocking(&password))
         .await
-        .map_err(|e| PasswordError::Hashing(e.to_string()))?
+        .map_err(|_| PasswordError::Busy)?
+}
+
+/// Verifies `password` against a PHC hash on the bounded hashing pool. A malformed hash
+/// verifies nothing.
+pub async fn verify_password(password: String, hash: String) -> Result<bool, PasswordError> {
+    super::hashing::run(move || {
+        use argon2::{PasswordHash, PasswordVerifier};
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .map_err(|_| PasswordError::Busy)
 }
 
 #[cfg(test)]

@@ -143,6 +143,9 @@ pub struct Principal {
     pub session_id: Uuid,
     pub role: Role,
     permissions: BTreeSet<Permission>,
+    /// Signed in with an expired password: the only thing allowed is changing it
+    /// (every other operation answers PASSWORD_EXPIRED).
+    pub password_change_only: bool,
 }
 
 impl Principal {
@@ -157,7 +160,14 @@ impl Principal {
             session_id,
             role,
             permissions,
+            password_change_only: false,
         }
+    }
+
+    /// The same caller, confined to changing an expired password.
+    pub fn confined_to_password_change(mut self) -> Principal {
+        self.password_change_only = true;
+        self
     }
 
     pub fn can(&self, permission: Permission) -> bool {

@@ -59,7 +59,7 @@ pub async fn refresh(
     token: &str,
     client: &ClientContext,
 ) -> Result<Refreshed, RefreshError> {
-    let tenant_id = tokens::refresh_token_tenant(token).ok_or(RefreshError::Refused("malformed token"))?;
+    let tenant_id = tokens::tenant_of_token(token).ok_or(RefreshError::Refused("malformed token"))?;
     let hash = tokens::token_hash(token);
     let txn = begin_tenant_transaction(
         db,
@@ -78,7 +78,7 @@ pub async fn refresh(
             "update refresh_tokens set revoked_at = now(), last_used_at = now(), replaced_by = $1 \
               where token_hash = $2 and revoked_at is null and expires_at > now() \
                 and created_at > now() - make_interval(secs => $3) \
-              returning family_id, user_id, expires_at, device_fingerprint",
+              returning family_id, user_id, expires_at, device_fingerprint, mfa_verified_at",
             [
                 new_id.into(),
                 hash.clone().into(),
@@ -97,6 +97,7 @@ pub async fn refresh(
     let user_id: Uuid = row.try_get("", "user_id")?;
     let expires_at: DateTime<Utc> = row.try_get("", "expires_at")?;
     let fingerprint: Option<String> = row.try_get("", "device_fingerprint")?;
+    let mfa_verified_at: Option<DateTime<Utc>> = row.try_get("", "mfa_verified_at")?;
 
     let user = users::Entity::find_by_id(user_id).one(&txn).await?;
     let usable = user.as_ref().is_some_and(|u| {
@@ -109,12 +110,12 @@ pub async fn refresh(
     };
 
     // The family keeps its absolute expiry: rotation never extends a session.
-    let refresh_token = tokens::new_refresh_token(tenant_id);
+    let refresh_token = tokens::new_tenant_token(tenant_id);
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "insert into refresh_tokens (token_id, family_id, tenant_id, user_id, token_hash, expires_at, \
-                                     device_fingerprint, ip_address, user_agent) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8::inet, $9)",
+                                     device_fingerprint, ip_address, user_agent, mfa_verified_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8::inet, $9, $10)",
         [
             new_id.into(),
             family_id.into(),
@@ -125,6 +126,7 @@ pub async fn refresh(
             fingerprint.into(),
             client.ip.clone().into(),
             client.user_agent.clone().into(),
+            mfa_verified_at.into(),
         ],
     ))
     .await?;

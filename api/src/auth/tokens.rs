@@ -17,14 +17,15 @@ pub fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A refresh token: the tenant id (so the gateway knows which tenant's transaction to
-/// look it up in; not a secret) and 256 random bits.
-pub fn new_refresh_token(tenant_id: uuid::Uuid) -> String {
+/// A token that names its tenant (refresh, password-reset and verification tokens): the
+/// tenant id (so the gateway knows which tenant's transaction to look it up in; not a
+/// secret) and 256 random bits.
+pub fn new_tenant_token(tenant_id: uuid::Uuid) -> String {
     format!("{}.{}", tenant_id.simple(), new_token())
 }
 
-/// The tenant named by a refresh token, if the token has the right shape.
-pub fn refresh_token_tenant(token: &str) -> Option<uuid::Uuid> {
+/// The tenant named by a tenant token, if the token has the right shape.
+pub fn tenant_of_token(token: &str) -> Option<uuid::Uuid> {
     let (tenant, random) = token.split_once('.')?;
     if tenant.len() != 32 || !looks_like_token(random) {
         return None;
@@ -64,9 +65,9 @@ mod tests {
     #[test]
     fn refresh_tokens_name_their_tenant_and_nothing_else_parses() {
         let tenant = uuid::Uuid::now_v7();
-        let token = new_refresh_token(tenant);
-        assert_eq!(refresh_token_tenant(&token), Some(tenant));
-        assert_eq!(refresh_token_tenant("garbage"), None);
-        assert_eq!(refresh_token_tenant(&format!("{}.short", tenant.simple())), None);
+        let token = new_tenant_token(tenant);
+        assert_eq!(tenant_of_token(&token), Some(tenant));
+        assert_eq!(tenant_of_token("garbage"), None);
+        assert_eq!(tenant_of_token(&format!("{}.short", tenant.simple())), None);
     }
 }

@@ -88,3 +88,91 @@ pub async fn tenant_id_by_slug<C: ConnectionTrait>(conn: &C, slug: &str) -> Resu
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("no active tenant has the slug {slug:?}")))
 }
+
+/// A tenant's authentication policy, from `tenants.settings` (README, "Tenant settings").
+/// Missing or malformed keys take the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantPolicy {
+    /// Failed sign-ins before the account locks (`lockout_threshold`, default 5).
+    pub lockout_threshold: i64,
+    /// Passwords expire this many days after they are set (`password_max_age_days`;
+    /// default none: NIST SP 800-63B advises against forced rotation, but some banks'
+    /// regulators still ask for it).
+    pub password_max_age_days: Option<i64>,
+    /// Anyone may create a customer account with `register` (`self_registration`,
+    /// default false).
+    pub self_registration: bool,
+    /// A device the user trusted after MFA skips the second factor for this many days
+    /// (`trusted_device_mfa_days`, default 0: every sign-in of an MFA user needs a code).
+    pub trusted_device_mfa_days: i64,
+}
+
+impl Default for TenantPolicy {
+    fn default() -> Self {
+        TenantPolicy {
+            lockout_threshold: crate::auth::login::DEFAULT_LOCKOUT_THRESHOLD,
+            password_max_age_days: None,
+            self_registration: false,
+            trusted_device_mfa_days: 0,
+        }
+    }
+}
+
+impl TenantPolicy {
+    pub fn from_settings(settings: &serde_json::Value) -> TenantPolicy {
+        let defaults = TenantPolicy::default();
+        let positive = |key: &str| settings.get(key).and_then(serde_json::Value::as_i64).filter(|n| *n > 0);
+        TenantPolicy {
+            lockout_threshold: positive("lockout_threshold").unwrap_or(defaults.lockout_threshold),
+            password_max_age_days: positive("password_max_age_days"),
+            self_registration: settings
+                .get("self_registration")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(defaults.self_registration),
+            trusted_device_mfa_days: positive("trusted_device_mfa_days")
+                .unwrap_or(defaults.trusted_device_mfa_days),
+        }
+    }
+
+    /// When a password set now expires.
+    pub fn password_expiry_from(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.password_max_age_days.map(|days| now + chrono::Duration::days(days.min(36_500)))
+    }
+}
+
+/// The policy of the tenant whose transaction `conn` is in.
+pub async fn policy<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> Result<TenantPolicy, sea_orm::DbErr> {
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "select settings from tenants where tenant_id = $1",
+            [tenant_id.into()],
+        ))
+        .await?;
+    let settings: serde_json::Value = match row {
+        Some(row) => row.try_get("", "settings")?,
+        None => serde_json::Value::Null,
+    };
+    Ok(TenantPolicy::from_settings(&settings))
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn settings_fill_the_policy_and_bad_values_fall_back_to_defaults() {
+        let policy = TenantPolicy::from_settings(&serde_json::json!({
+            "lockout_threshold": 8, "password_max_age_days": 90,
+            "self_registration": true, "trusted_device_mfa_days": 30
+        }));
+        assert_eq!(policy.lockout_threshold, 8);
+        assert_eq!(policy.password_max_age_days, Some(90));
+        assert!(policy.self_registration);
+        assert_eq!(policy.trusted_device_mfa_days, 30);
+        let bad = TenantPolicy::from_settings(&serde_json::json!({
+            "lockout_threshold": -1, "password_max_age_days": "ninety", "self_registration": "yes"
+        }));
+        assert_eq!(bad, TenantPolicy::default());
+    }
+}

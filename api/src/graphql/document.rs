@@ -2,8 +2,9 @@
 //! the raw text (before the recursive parser sees it), aliases per document, and the
 //! kind of the operation to run (which decides READ ONLY or read-write).
 
+use async_graphql::Positioned;
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
 };
 
 /// Deepest bracket nesting accepted in the raw text. The parser recurses per level, so a
@@ -47,17 +48,36 @@ pub fn text_nesting(query: &str) -> usize {
 
 /// The operation a request will run: by name, or the only one.
 pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    chosen_operation(doc, name).map(|op| op.node.ty)
+}
+
+/// The operation `name` selects (or the only one).
+fn chosen_operation<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d Positioned<OperationDefinition>> {
     match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops
-            .iter()
-            .find(|(n, _)| n.as_str() == name)
-            .map(|(_, op)| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => {
+            ops.iter().find(|(n, _)| n.as_str() == name).map(|(_, op)| op)
         }
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         _ => None,
     }
+}
+
+/// Whether the chosen operation is a mutation whose root selection holds nothing but
+/// fields named in `allowed` (fragments at the root are refused: they could hide other
+/// fields). Used to confine a password-change token to `changePassword`.
+pub fn mutation_limited_to(doc: &ExecutableDocument, name: Option<&str>, allowed: &[&str]) -> bool {
+    let Some(operation) = chosen_operation(doc, name) else {
+        return false;
+    };
+    operation.node.ty == OperationType::Mutation
+        && operation.node.selection_set.node.items.iter().all(|item| match &item.node {
+            Selection::Field(f) => allowed.contains(&f.node.name.node.as_str()),
+            _ => false,
+        })
 }
 
 /// Aliases written in the document (operations and fragment definitions, counted as

@@ -120,6 +120,9 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Password(p) => match p {
                 crate::auth::password::PasswordError::Hashing(e) => ApiError::internal(e),
+                crate::auth::password::PasswordError::Busy => ApiError::RateLimited {
+                    retry_after_secs: crate::auth::hashing::Saturated::RETRY_AFTER.as_secs(),
+                },
                 other => ApiError::BadUserInput(other.to_string()),
             },
             DomainError::Db(e) => e.into(),

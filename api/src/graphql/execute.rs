@@ -45,6 +45,8 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(services: Services) -> Gateway {
+        // The first gateway of the process sizes the password-hashing pool.
+        crate::auth::hashing::configure(services.config.auth.hash_pool());
         let services = Arc::new(services);
         let schema = super::build_schema(&services.config, Some(services.clone()));
         Gateway { schema, services }
@@ -54,21 +56,29 @@ impl Gateway {
     /// A token that fails verification is an error, never a silent downgrade.
     pub fn authenticate(&self, bearer: Option<&str>) -> Result<Option<Principal>, ApiError> {
         let Some(token) = bearer else { return Ok(None) };
-        let claims = self.services.keys.verify(token, TokenType::Access).map_err(|e| {
-            tracing::info!(reason = %e, "bearer token refused");
-            ApiError::Unauthenticated("invalid or expired token")
-        })?;
+        let keys = &self.services.keys;
+        // A password-change token (issued for an expired password) is accepted too, but
+        // its principal can only change the password (see `execute`).
+        let (claims, confined) = match keys.verify(token, TokenType::Access) {
+            Ok(claims) => (claims, false),
+            Err(access_error) => match keys.verify(token, TokenType::PasswordChange) {
+                Ok(claims) => (claims, true),
+                Err(_) => {
+                    tracing::info!(reason = %access_error, "bearer token refused");
+                    return Err(ApiError::Unauthenticated("invalid or expired token"));
+                }
+            },
+        };
         let role: Role = claims
             .role
             .parse()
             .map_err(|_| ApiError::Unauthenticated("invalid or expired token"))?;
-        Ok(Some(Principal::new(
-            claims.tid,
-            claims.sub,
-            claims.sid,
-            role,
-            &claims.perms,
-        )))
+        let principal = Principal::new(claims.tid, claims.sub, claims.sid, role, &claims.perms);
+        Ok(Some(if confined {
+            principal.confined_to_password_change()
+        } else {
+            principal
+        }))
     }
 
     /// Runs one operation as `principal`.
@@ -85,8 +95,12 @@ impl Gateway {
             )));
         }
         let operation_name = request.operation_name.clone();
+        let confined = principal.as_ref().is_some_and(|p| p.password_change_only);
         let kind = match request.parsed_query() {
             Ok(doc) => {
+                if confined && !document::mutation_limited_to(doc, operation_name.as_deref(), CONFINED_FIELDS) {
+                    return error_response(ApiError::PasswordExpired);
+                }
                 let aliases = document::alias_count(doc);
                 if aliases > config.max_aliases {
                     return error_response(ApiError::BadUserInput(format!(
@@ -96,6 +110,8 @@ impl Gateway {
                 }
                 document::operation_type(doc, operation_name.as_deref())
             }
+            // A confined caller gets nothing but PASSWORD_EXPIRED, even for bad syntax.
+            Err(_) if confined => return error_response(ApiError::PasswordExpired),
             // Let the executor report the syntax error in its usual shape.
             Err(_) => None,
         };
@@ -141,6 +157,9 @@ impl Gateway {
     }
 }
 
+/// What a caller whose password expired may run: a mutation of these root fields only.
+const CONFINED_FIELDS: &[&str] = &["changePassword", "__typename"];
+
 /// The caller as the database knows them now: None when the session is revoked or
 /// expired, or the user is deactivated or locked. Role and permissions come from the
 /// user's row, not from the token, so a demotion applies at once.
@@ -166,13 +185,18 @@ async fn current_principal(
     let Ok(role) = role.parse::<Role>() else {
         return Ok(None);
     };
-    Ok(Some(Principal::new(
+    let current = Principal::new(
         claimed.tenant_id,
         claimed.user_id,
         claimed.session_id,
         role,
         &permissions,
-    )))
+    );
+    Ok(Some(if claimed.password_change_only {
+        current.confined_to_password_change()
+    } else {
+        current
+    }))
 }
 
 /// COMMIT when the operation returned no error, ROLLBACK otherwise. A rolled-back

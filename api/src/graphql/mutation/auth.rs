@@ -10,6 +10,8 @@ use super::super::types::User;
 use uuid::Uuid;
 
 use super::super::types::Session;
+use crate::auth::hashing::Saturated;
+use crate::auth::mfa_policy::DeviceTrustPolicy;
 use crate::auth::login::{self, LoginAttempt, LoginError, LoginSettings};
 use crate::auth::sessions::{self, ClientContext, RefreshError, RefreshSettings};
 use crate::domain;
@@ -38,9 +40,11 @@ pub struct AuthPayload {
     pub expires_at: Option<DateTime<Utc>>,
     /// A second factor is needed: call login again with totpCode or backupCode.
     pub mfa_required: bool,
-    /// The access token can only change the password.
+    /// The access token can only change the password (no refresh token is issued).
     pub password_expired: bool,
     pub user: Option<User>,
+    /// The device this sign-in came from, when a deviceFingerprint was given.
+    pub device_id: Option<Uuid>,
 }
 
 #[derive(Default)]
@@ -62,6 +66,7 @@ impl AuthMutation {
             statement_timeout_ms: services.config.database.statement_timeout_ms,
             dummy_hash: &services.dummy_hash,
             data_keys: &services.data_keys,
+            mfa_policy: &DeviceTrustPolicy,
         };
         let attempt = LoginAttempt {
             tenant: input.tenant,
@@ -82,11 +87,16 @@ impl AuthMutation {
                 password_expired: ok.password_expired,
                 // The password alone (MFA still pending) earns no view of the account.
                 user: (!ok.mfa_required).then(|| User::signed_in(ok.user)),
+                device_id: ok.device_id,
             }),
             Err(LoginError::Refused(reason)) => {
                 tracing::info!(reason, "login refused");
                 Err(ApiError::login_failed().into())
             }
+            Err(LoginError::Busy) => Err(ApiError::RateLimited {
+                retry_after_secs: Saturated::RETRY_AFTER.as_secs(),
+            }
+            .into()),
             Err(LoginError::Internal(cause)) => Err(ApiError::internal(cause).into()),
         }
     }
@@ -114,6 +124,7 @@ impl AuthMutation {
                 mfa_required: false,
                 password_expired: false,
                 user: Some(User::signed_in(ok.user)),
+                device_id: None,
             }),
             Err(RefreshError::Refused(reason)) => {
                 tracing::info!(reason, "refresh refused");

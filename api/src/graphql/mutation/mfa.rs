@@ -94,11 +94,12 @@ async fn settle(ctx: &Context<'_>, result: Result<(), crate::domain::DomainError
             let req = request(ctx);
             let services = ctx.data_unchecked::<std::sync::Arc<Services>>();
             let principal = req.principal()?;
-            crate::auth::login::record_mfa_check_failure(
+            crate::auth::login::record_reauthentication_failure(
                 &services.db,
                 services.config.database.statement_timeout_ms,
                 principal.tenant_id,
                 principal.user_id,
+                crate::auth::login::Reauthentication::MfaCode,
                 req.client.ip,
                 req.client.user_agent.clone(),
             )
