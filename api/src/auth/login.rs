@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use entity::users;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -18,6 +18,7 @@ use super::devices;
 use super::mfa::{self, SecondFactor};
 use super::mfa_policy::{MfaDemand, MfaPolicy, SignInSignals};
 use super::password::{self, MAX_CHARS};
+use super::sessions::{self, NewSession};
 use super::tokens;
 use crate::db::{Access, TenantScope, begin_tenant_transaction};
 use crate::security::events::NewSecurityEvent;
@@ -219,30 +220,23 @@ pub async fn login(
     // any other), but a short one whose refresh token is never handed out, and whose
     // access token can only change the password.
     let password_expired = user.password_expires_at.is_some_and(|at| at <= now);
-    let session_id = Uuid::now_v7();
-    let refresh_token = tokens::new_tenant_token(tenant_id);
     let session_ttl = if password_expired {
         PASSWORD_CHANGE_TTL_SECS
     } else {
         settings.refresh_ttl_secs
     };
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "insert into refresh_tokens (token_id, family_id, tenant_id, user_id, token_hash, expires_at, \
-                                     device_fingerprint, ip_address, user_agent, mfa_verified_at) \
-         values ($1, $1, $2, $3, $4, $5, $6, $7::inet, $8, $9)",
-        [
-            session_id.into(),
-            tenant_id.into(),
-            user.user_id.into(),
-            tokens::token_hash(&refresh_token).into(),
-            (now + Duration::seconds(session_ttl as i64)).into(),
-            attempt.device_fingerprint.clone().into(),
-            attempt.ip.map(|ip| ip.to_string()).into(),
-            attempt.user_agent.clone().into(),
-            mfa_verified.then_some(now).into(),
-        ],
-    ))
+    let (session_id, refresh_token) = sessions::open(
+        &txn,
+        NewSession {
+            tenant_id,
+            user_id: user.user_id,
+            lifetime_secs: session_ttl,
+            device_fingerprint: attempt.device_fingerprint.as_deref(),
+            ip: attempt.ip.map(|ip| ip.to_string()),
+            user_agent: attempt.user_agent.as_deref(),
+            mfa_verified_at: mfa_verified.then_some(now),
+        },
+    )
     .await?;
     let refresh_token = (!password_expired).then_some(refresh_token);
     let device_id = match &attempt.device_fingerprint {
@@ -387,6 +381,8 @@ pub enum Reauthentication {
     MfaCode,
     /// The current password, to change it.
     Password,
+    /// The second factor given with a password reset.
+    ResetSecondFactor,
 }
 
 /// A wrong TOTP code (to confirm or disable MFA) or a wrong current password (to change
@@ -415,6 +411,9 @@ pub async fn record_reauthentication_failure(
     let (event_type, description) = match what {
         Reauthentication::MfaCode => ("mfa_failure", "wrong or reused TOTP code to change MFA settings"),
         Reauthentication::Password => ("password_check_failure", "wrong current password to change it"),
+        Reauthentication::ResetSecondFactor => {
+            ("mfa_failure", "wrong or reused second factor with a password reset")
+        }
     };
     let result: Result<(), DbErr> = async {
         let txn = begin_tenant_transaction(

@@ -1,5 +1,6 @@
 //! Authentication: password hashing and policy (more arrives with the login issue).
 
+pub mod account;
 pub mod account_tokens;
 pub mod crypto;
 pub mod devices;

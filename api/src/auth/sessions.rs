@@ -47,6 +47,44 @@ impl From<DbErr> for RefreshError {
     }
 }
 
+/// A session to open at sign-in (or after an expired password was changed).
+pub struct NewSession<'a> {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub lifetime_secs: u64,
+    pub device_fingerprint: Option<&'a str>,
+    pub ip: Option<String>,
+    pub user_agent: Option<&'a str>,
+    /// When the sign-in passed a second factor.
+    pub mfa_verified_at: Option<DateTime<Utc>>,
+}
+
+/// Opens a session: the first refresh token of a new family. Returns the session id
+/// (the family id, an access token's `sid`) and the refresh token.
+pub async fn open<C: ConnectionTrait>(txn: &C, session: NewSession<'_>) -> Result<(Uuid, String), DbErr> {
+    let session_id = Uuid::now_v7();
+    let refresh_token = tokens::new_tenant_token(session.tenant_id);
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "insert into refresh_tokens (token_id, family_id, tenant_id, user_id, token_hash, expires_at, \
+                                     device_fingerprint, ip_address, user_agent, mfa_verified_at) \
+         values ($1, $1, $2, $3, $4, now() + make_interval(secs => $5), $6, $7::inet, $8, $9)",
+        [
+            session_id.into(),
+            session.tenant_id.into(),
+            session.user_id.into(),
+            tokens::token_hash(&refresh_token).into(),
+            (session.lifetime_secs as f64).into(),
+            session.device_fingerprint.map(str::to_owned).into(),
+            session.ip.into(),
+            session.user_agent.map(str::to_owned).into(),
+            session.mfa_verified_at.into(),
+        ],
+    ))
+    .await?;
+    Ok((session_id, refresh_token))
+}
+
 /// Where the request came from, for the new token's row and for security events.
 pub struct ClientContext {
     pub ip: Option<String>,

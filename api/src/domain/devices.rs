@@ -1,7 +1,8 @@
-//! Trusted devices: renaming and revoking trust (the owner, or devices:manage).
+//! Trusted devices: trusting the current one after MFA, renaming and revoking trust
+//! (the owner, or devices:manage).
 
 use entity::trusted_devices;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -15,6 +16,7 @@ pub fn snapshot(d: &trusted_devices::Model) -> serde_json::Value {
         "device_name": d.device_name,
         "device_type": d.device_type,
         "is_trusted": d.is_trusted,
+        "trusted_at": d.trusted_at,
         "trust_score": d.trust_score,
     })
 }
@@ -73,6 +75,7 @@ pub async fn revoke_trust<C: ConnectionTrait>(
     let old = snapshot(&device);
     let mut active: trusted_devices::ActiveModel = device.into();
     active.is_trusted = Set(false);
+    active.trusted_at = Set(None);
     let updated = active.update(txn).await?;
     actor
         .audit(
@@ -84,5 +87,74 @@ pub async fn revoke_trust<C: ConnectionTrait>(
             Some(snapshot(&updated)),
         )
         .await?;
+    Ok(updated)
+}
+
+/// Trusts the device the caller's session signed in from. Only a session whose sign-in
+/// passed a second factor may do it (a stolen password alone must not make a device
+/// trusted), and only for the caller's own device.
+pub async fn trust_current<C: ConnectionTrait>(
+    txn: &C,
+    actor: &Actor,
+    by: &Principal,
+    name: Option<String>,
+) -> Result<trusted_devices::Model, DomainError> {
+    if let Some(name) = &name {
+        check_label("device name", name, 255)?;
+    }
+    let session = txn
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "select device_fingerprint, mfa_verified_at is not null as mfa_verified from refresh_tokens \
+              where family_id = $1 and user_id = $2 and revoked_at is null and expires_at > now() \
+              order by created_at desc limit 1",
+            [by.session_id.into(), by.user_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| DomainError::NotFound("the session has ended".into()))?;
+    if !session.try_get::<bool>("", "mfa_verified")? {
+        return Err(DomainError::Invalid(
+            "only a session that signed in with a second factor can trust its device".into(),
+        ));
+    }
+    let fingerprint: Option<String> = session.try_get("", "device_fingerprint")?;
+    let fingerprint = fingerprint.ok_or_else(|| {
+        DomainError::Invalid("this session signed in without a deviceFingerprint: there is no device to trust".into())
+    })?;
+    let device = trusted_devices::Entity::find()
+        .filter(trusted_devices::Column::UserId.eq(by.user_id))
+        .filter(trusted_devices::Column::DeviceFingerprint.eq(fingerprint))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or_else(|| DomainError::NotFound("no such device".into()))?;
+    let id = device.device_id;
+    let old = snapshot(&device);
+    let mut active: trusted_devices::ActiveModel = device.into();
+    active.is_trusted = Set(true);
+    active.trusted_at = Set(Some(chrono::Utc::now()));
+    if let Some(name) = name {
+        active.device_name = Set(Some(name.trim().to_string()));
+    }
+    let updated = active.update(txn).await?;
+    actor
+        .audit(txn, "device.trust", "trusted_device", id, Some(old), Some(snapshot(&updated)))
+        .await?;
+    crate::security::events::record(
+        txn,
+        crate::security::events::NewSecurityEvent {
+            tenant_id: by.tenant_id,
+            user_id: Some(by.user_id),
+            event_type: "device_trusted",
+            category: "authentication",
+            severity: "low",
+            action: "allow",
+            description: "the user trusted the device of a session that passed MFA",
+            ip: actor.ip.clone(),
+            device_fingerprint: Some(updated.device_fingerprint.clone()),
+            user_agent: actor.user_agent.clone(),
+        },
+    )
+    .await?;
     Ok(updated)
 }

@@ -127,6 +127,7 @@ pub async fn create_user<C: ConnectionTrait>(
         },
     )?;
     let password_hash = password::hash_password(user.password.clone()).await?;
+    let policy = super::tenants::policy(txn, actor.tenant_id).await?;
     let user_id = Uuid::now_v7();
     let inserted = users::ActiveModel {
         user_id: Set(user_id),
@@ -139,6 +140,7 @@ pub async fn create_user<C: ConnectionTrait>(
         first_name: Set(user.first_name.clone()),
         last_name: Set(user.last_name.clone()),
         phone_number: Set(user.phone_number.clone()),
+        password_expires_at: Set(policy.password_expiry_from(chrono::Utc::now())),
         ..Default::default()
     }
     .insert(txn)

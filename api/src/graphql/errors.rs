@@ -24,6 +24,8 @@ pub enum ApiError {
         retry_after_secs: u64,
     },
     PasswordExpired,
+    /// The operation needs a second factor (a TOTP or backup code) it was not given.
+    MfaRequired,
     /// Anything the client cannot act on. The cause stays in the log.
     Internal(String),
 }
@@ -39,6 +41,7 @@ impl ApiError {
                 format!("too many requests; retry after {retry_after_secs} s")
             }
             ApiError::PasswordExpired => "the password has expired: change it first".into(),
+            ApiError::MfaRequired => "this account has two-factor authentication: give totpCode or backupCode".into(),
             ApiError::Internal(_) => "internal error".into(),
         }
     }
@@ -51,6 +54,7 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::PasswordExpired => "PASSWORD_EXPIRED",
+            ApiError::MfaRequired => "MFA_REQUIRED",
             ApiError::Internal(_) => "INTERNAL",
         }
     }

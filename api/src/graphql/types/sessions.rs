@@ -45,6 +45,10 @@ impl Session {
     async fn is_active(&self) -> bool {
         self.0.revoked_at.is_none() && self.0.expires_at > Utc::now()
     }
+    /// When this session's sign-in passed a second factor (null: password only).
+    async fn mfa_verified_at(&self) -> Option<DateTime<Utc>> {
+        self.0.mfa_verified_at
+    }
     async fn device_fingerprint(&self) -> Option<&str> {
         self.0.device_fingerprint.as_deref()
     }
@@ -93,6 +97,10 @@ impl TrustedDevice {
     }
     async fn is_trusted(&self) -> bool {
         self.0.is_trusted
+    }
+    /// When the user trusted the device (null when not trusted).
+    async fn trusted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.trusted_at
     }
     async fn first_seen_at(&self) -> DateTime<Utc> {
         self.0.first_seen_at
