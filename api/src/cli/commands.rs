@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
-use super::{AuditAction, Command, EXIT_CHAIN_BROKEN, MigrateAction, TenantAction, UserAction};
+use super::{AuditAction, Command, EXIT_CHAIN_BROKEN, KeysAction, MigrateAction, TenantAction, UserAction};
 use crate::audit::{self, ChainHead};
 use crate::auth::crypto::KeyRing;
 use crate::auth::jwt::JwtKeys;
@@ -33,6 +33,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             serve(config).await.map(|_| ExitCode::SUCCESS)
         }
+        // Needs no database: do not start an embedded cluster for it.
+        Command::Keys {
+            action: KeysAction::GenerateDataKey,
+        } => Ok(super::keys::generate_data_key()),
         other => {
             let config = Config::load()?;
             let source = DatabaseSource::resolve(&config).await?;
@@ -69,6 +73,7 @@ async fn admin(source: &DatabaseSource, config: &Config, command: Command) -> an
         }
         Command::User { action } => create_user(&owner, config, action).await,
         Command::Audit { action } => audit_command(&owner, action).await,
+        Command::Keys { action } => super::keys::run(&owner, config, action).await,
         Command::Serve { .. } | Command::Schema => unreachable!("handled in run()"),
     };
     owner.close().await.ok();

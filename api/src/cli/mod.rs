@@ -2,6 +2,7 @@
 //! clear line on stderr and a non-zero exit, never a backtrace.
 
 mod commands;
+mod keys;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +51,11 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         action: AuditAction,
+    },
+    /// Rotate the data key that encrypts secrets at rest, or make a new one.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
     },
 }
 
@@ -118,8 +124,33 @@ pub enum AuditAction {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Re-encrypt every value stored under an older data key (MFA secrets, notification
+    /// bodies) with the current one (`data_key`); the old keys must be in
+    /// `data_previous_keys`. Exits 4, leaving them as they are, when some values decrypt
+    /// with no configured key.
+    RotateDataKey {
+        /// Count what would be rewritten; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only this tenant (slug; repeatable). Without it, every tenant: that needs an
+        /// owner who is not bound by RLS (a superuser or BYPASSRLS).
+        #[arg(long = "tenant", value_name = "SLUG")]
+        tenants: Vec<String>,
+        /// Rows re-encrypted per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch_size: u32,
+    },
+    /// Print a new random data key (base64 of 32 bytes) for `ULTRACORE_DATA_KEY`.
+    GenerateDataKey,
+}
+
 /// Exit code for "the audit chain is broken" (distinct from operator errors, 1).
 pub const EXIT_CHAIN_BROKEN: u8 = 3;
+
+/// Exit code for "some stored values decrypt with no configured data key".
+pub const EXIT_UNDECRYPTABLE: u8 = 4;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {

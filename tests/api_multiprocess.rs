@@ -1,0 +1,411 @@
+//! Two real `ultracore serve` processes over one database, as behind a load balancer:
+//! an access token issued by one copy is honoured by the other, and whatever ends it on
+//! one copy (logout, a lock, a role change) ends it on the other at its next request.
+//!
+//! In-process gateways (tests/api_sessions.rs) share one address space, so a cache they
+//! both read would hide itself; separate processes share nothing but PostgreSQL and the
+//! configured secrets. Each case first uses the token on B, so a copy that cached what it
+//! had verified would be caught answering from that cache.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use api::auth::roles::Role;
+use api::domain::Actor;
+use api::domain::users::{NewUser, create_user};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use support::cli::ultracore;
+use support::fixture::{PASSWORD, tenant_txn};
+use support::gateway::{TEST_DATA_KEY, TEST_SECRET, first_error_code};
+use support::{TempDir, TestDb};
+use uuid::Uuid;
+
+const TENANT: &str = "acme";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+const LOGIN: &str = "mutation($input: LoginInput!) { login(input: $input) { accessToken } }";
+const ME: &str = "{ me { id role } }";
+const LOGOUT: &str = "mutation { logout }";
+const LOCK: &str = "mutation($id: UUID!) { lockUser(id: $id) { id isLocked } }";
+const CHANGE_ROLE: &str =
+    "mutation($id: UUID!, $role: UserRole!) { changeUserRole(id: $id, role: $role) { id role } }";
+
+// ---------------------------------------------------------------------------------------
+// One `ultracore serve` process
+// ---------------------------------------------------------------------------------------
+
+/// A running `ultracore serve`, stopped when dropped (also when the test panics): SIGTERM,
+/// then SIGKILL if it has not exited within [`STOP_TIMEOUT`].
+struct Gateway {
+    name: &'static str,
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    client: reqwest::Client,
+    // Declared last: dropped after the process is stopped.
+    _dir: TempDir,
+}
+
+impl Gateway {
+    /// Starts a copy serving `db` as `ultracore_app` only (no owner URL: it neither
+    /// migrates nor holds the owner's credentials), with the shared test secrets, and
+    /// waits until /readyz answers 200.
+    async fn start(name: &'static str, db: &TestDb) -> Gateway {
+        // The port is chosen by binding :0 and released before the child binds it; another
+        // process may take it in between, so a copy that cannot listen gets another port.
+        for _ in 0..5 {
+            let mut gateway = Gateway::spawn(name, db);
+            match gateway.wait_ready().await {
+                Ok(()) => return gateway,
+                Err(log) if log.contains("cannot listen") => continue,
+                Err(log) => panic!("gateway {name} did not become ready:\n{log}"),
+            }
+        }
+        panic!("gateway {name}: no free port after 5 tries");
+    }
+
+    fn spawn(name: &'static str, db: &TestDb) -> Gateway {
+        let dir = TempDir::new(&format!("ultracore-multiprocess-{name}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = dir.path().join("serve.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut cmd = ultracore(dir.path());
+        cmd.env("ULTRACORE_APP_DATABASE_URL", db.app_url())
+            .env(
+                "ULTRACORE_JWT_SECRET",
+                std::str::from_utf8(TEST_SECRET).expect("utf-8 secret"),
+            )
+            .env("ULTRACORE_DATA_KEY", TEST_DATA_KEY)
+            .env("ULTRACORE_DATA_DIR", dir.path())
+            .env("RUST_LOG", "info")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd.spawn().expect("spawn ultracore serve");
+        Gateway {
+            name,
+            child,
+            port,
+            log,
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("HTTP client"),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls /readyz until 200; on failure, the process's log.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited with {status}:\n{}", self.log()));
+            }
+            if let Ok(response) = self.client.get(self.url("/readyz")).send().await
+                && response.status() == 200
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "no 200 on /readyz within {START_TIMEOUT:?}:\n{}",
+                    self.log()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs one GraphQL operation as `token`'s bearer (anonymous without one).
+    async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /graphql to {}: {e}\n{}", self.name, self.log()));
+        let status = response.status();
+        let text = response.text().await.expect("response body");
+        assert_eq!(status, 200, "{} answered {status}: {text}", self.name);
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} answered non-JSON ({e}): {text}", self.name))
+    }
+
+    /// An operation that must succeed; its `data`.
+    async fn data(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = self.gql(token, query, variables).await;
+        assert!(
+            body.get("errors").is_none(),
+            "{query} on {}: unexpected errors: {body:#}",
+            self.name
+        );
+        body["data"].clone()
+    }
+
+    /// Signs `username` in; returns the access token.
+    async fn login(&self, username: &str) -> String {
+        let data = self
+            .data(
+                None,
+                LOGIN,
+                json!({ "input": { "tenant": TENANT, "username": username, "password": PASSWORD } }),
+            )
+            .await;
+        data["login"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login {username} on {}: no token: {data:#}", self.name))
+            .to_string()
+    }
+
+    /// `me` as `token`: (id, role), which must succeed.
+    async fn me(&self, token: &str) -> (String, String) {
+        let data = self.data(Some(token), ME, json!({})).await;
+        (
+            data["me"]["id"].as_str().unwrap_or_default().to_string(),
+            data["me"]["role"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    /// Asserts `token` is refused (UNAUTHENTICATED, no data) on this copy.
+    async fn assert_refused(&self, token: &str, what: &str) {
+        let body = self.gql(Some(token), ME, json!({})).await;
+        assert_eq!(
+            first_error_code(&body).as_deref(),
+            Some("UNAUTHENTICATED"),
+            "{what}: {} should refuse the token: {body:#}",
+            self.name
+        );
+        assert!(body["data"].is_null(), "{what}: {body:#}");
+    }
+
+    /// SIGTERM, and asserts the copy was still running and exits cleanly.
+    fn stop(mut self) {
+        assert!(
+            matches!(self.child.try_wait(), Ok(None)),
+            "{} died during the test:\n{}",
+            self.name,
+            self.log()
+        );
+        let status = self.terminate();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{} exits cleanly on SIGTERM ({status:?}):\n{}",
+            self.name,
+            self.log()
+        );
+    }
+
+    fn terminate(&mut self) -> Option<ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The world: one database, one tenant, two copies
+// ---------------------------------------------------------------------------------------
+
+/// Users of the tenant (password [`PASSWORD`]): who may lock (admin), who may change
+/// roles (super_admin), and one customer per case, so no case sees another's changes.
+const USERS: [(&str, Role); 5] = [
+    ("super_admin", Role::SuperAdmin),
+    ("admin", Role::Admin),
+    ("logs_out", Role::Customer),
+    ("gets_locked", Role::Customer),
+    ("gets_promoted", Role::Customer),
+];
+
+struct World {
+    a: Gateway,
+    b: Gateway,
+    users: HashMap<&'static str, Uuid>,
+    // Dropped after the gateways (fields drop in order): they are stopped before the
+    // database is.
+    _db: TestDb,
+}
+
+impl World {
+    async fn start() -> World {
+        let db = TestDb::new().await;
+        let users = seed(&db).await;
+        let (a, b) = tokio::join!(Gateway::start("A", &db), Gateway::start("B", &db));
+        World { a, b, users, _db: db }
+    }
+
+    fn user(&self, username: &str) -> Uuid {
+        self.users[username]
+    }
+
+    /// Signs `username` in through A and checks B honours the token; returns it.
+    async fn login_on_a_used_on_b(&self, username: &str) -> String {
+        let token = self.a.login(username).await;
+        let (id, _) = self.b.me(&token).await;
+        assert_eq!(
+            id,
+            self.user(username).to_string(),
+            "B answers `me` with A's token"
+        );
+        token
+    }
+
+    fn stop(self) {
+        self.a.stop();
+        self.b.stop();
+    }
+}
+
+/// The tenant and its users, through the domain functions the CLI uses.
+async fn seed(db: &TestDb) -> HashMap<&'static str, Uuid> {
+    let owner = db.owner().await;
+    let tenant = api::domain::tenants::create_tenant(&owner, TENANT, "Acme Bank")
+        .await
+        .expect("create the tenant");
+    let txn = tenant_txn(&owner, tenant).await;
+    let mut users = HashMap::new();
+    for (username, role) in USERS {
+        let user = create_user(
+            &txn,
+            &Actor::cli(tenant),
+            NewUser {
+                username: username.to_string(),
+                email: format!("{username}@{TENANT}.example"),
+                role,
+                password: PASSWORD.to_string(),
+                first_name: None,
+                last_name: None,
+                phone_number: None,
+                permissions: vec![],
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create user {username}: {e}"));
+        users.insert(username, user.user_id);
+    }
+    txn.commit().await.expect("commit the users");
+    owner.close().await.ok();
+    users
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_token_issued_by_one_process_works_on_the_other_until_logout_on_the_first() {
+    let w = World::start().await;
+    let token = w.login_on_a_used_on_b("logs_out").await;
+    // And the other way round: neither copy owns the session.
+    let from_b = w.b.login("logs_out").await;
+    assert_eq!(w.a.me(&from_b).await.0, w.user("logs_out").to_string());
+
+    let data = w.a.data(Some(&token), LOGOUT, json!({})).await;
+    assert_eq!(data["logout"], true, "{data:#}");
+    w.b.assert_refused(&token, "logged out through A").await;
+    w.a.assert_refused(&token, "logged out through A").await;
+    // Only that session ended.
+    assert_eq!(w.b.me(&from_b).await.0, w.user("logs_out").to_string());
+    w.stop();
+}
+
+#[tokio::test]
+async fn a_user_locked_through_one_process_is_refused_by_the_other() {
+    let w = World::start().await;
+    let admin = w.a.login("admin").await;
+    let token = w.login_on_a_used_on_b("gets_locked").await;
+
+    let data =
+        w.a.data(Some(&admin), LOCK, json!({ "id": w.user("gets_locked") }))
+            .await;
+    assert_eq!(data["lockUser"]["isLocked"], true, "{data:#}");
+    w.b.assert_refused(&token, "locked through A").await;
+    // Nor can the locked user sign in again on B.
+    let body =
+        w.b.gql(
+            None,
+            LOGIN,
+            json!({ "input": { "tenant": TENANT, "username": "gets_locked", "password": PASSWORD } }),
+        )
+        .await;
+    assert_eq!(
+        first_error_code(&body).as_deref(),
+        Some("UNAUTHENTICATED"),
+        "a locked user signing in on B: {body:#}"
+    );
+    // The admin's own session is untouched.
+    assert_eq!(w.b.me(&admin).await.0, w.user("admin").to_string());
+    w.stop();
+}
+
+#[tokio::test]
+async fn a_role_changed_through_one_process_applies_on_the_other_at_the_next_request() {
+    let w = World::start().await;
+    let super_admin = w.a.login("super_admin").await;
+    let token = w.login_on_a_used_on_b("gets_promoted").await;
+    assert_eq!(w.b.me(&token).await.1, "CUSTOMER");
+
+    let data =
+        w.a.data(
+            Some(&super_admin),
+            CHANGE_ROLE,
+            json!({ "id": w.user("gets_promoted"), "role": "OFFICER" }),
+        )
+        .await;
+    assert_eq!(data["changeUserRole"]["role"], "OFFICER", "{data:#}");
+    // A role change ends the user's sessions: B must not keep serving the old token
+    // with the old role.
+    w.b.assert_refused(&token, "role changed through A").await;
+    // Signed in again (through A), B sees the new role.
+    let fresh = w.a.login("gets_promoted").await;
+    assert_eq!(w.b.me(&fresh).await.1, "OFFICER");
+    w.stop();
+}
+
+// ---------------------------------------------------------------------------------------
+// Password change: a password changed through one process must end the user's other
+// sessions on the other process. Cases for it belong here (to be added with the
+// password-change flow).
+// ---------------------------------------------------------------------------------------
