@@ -62,7 +62,8 @@ async fn our_functions(owner: &DatabaseConnection) -> Vec<String> {
         owner,
         "select p.proname::text as v from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
           where n.nspname = 'public' and (p.proname like 'ultracore\\_%' or p.proname like 'audit\\_%' \
-                                          or p.proname = 'refresh_tokens_default_family') \
+                                          or p.proname in ('refresh_tokens_default_family', \
+                                                           'trusted_devices_track_trust')) \
           order by 1",
     )
     .await
@@ -234,6 +235,10 @@ async fn assert_authentication_schema(owner: &DatabaseConnection) {
 
 /// Asserts that 0012's columns are gone while 0011's tables stay.
 async fn assert_device_trust_rolled_back(owner: &DatabaseConnection) {
+    assert!(
+        !our_functions(owner).await.iter().any(|f| f == "trusted_devices_track_trust"),
+        "the trust trigger function is gone"
+    );
     assert!(!columns(owner, "trusted_devices").await.iter().any(|c| c == "trusted_at"));
     assert!(!columns(owner, "refresh_tokens").await.iter().any(|c| c == "mfa_verified_at"));
     assert!(

@@ -526,7 +526,12 @@ async fn seed_rows(owner: &DatabaseConnection, t: &mut TenantData, foreign_custo
             tid.into(),
             t.user("customer").into(),
             format!("customer@{slug}.example").into(),
-            format!("{slug} reset link").into(),
+            // Sealed like notify::enqueue seals bodies (the sender and key rotation
+            // expect it).
+            api::auth::crypto::KeyRing::new(super::gateway::TEST_DATA_KEY, &[])
+                .expect("test data key")
+                .encrypt(format!("{slug} reset link").as_bytes(), notification.as_bytes())
+                .into(),
         ],
     )
     .await;

@@ -15,11 +15,11 @@ use tokio::sync::oneshot;
 
 use super::TestDb;
 
-/// The HMAC secret the test gateway signs access tokens with (a forger who knows it can
-/// mint valid tokens, which is what the control cases of the token tests do).
 /// The data key of test gateways (base64 of 32 bytes), so tests can decrypt what they check.
 pub const TEST_DATA_KEY: &str = "dWx0cmFjb3JlLXRlc3QtZGF0YS1rZXktMzItYnl0ZXM=";
 
+/// The HMAC secret the test gateway signs access tokens with (a forger who knows it can
+/// mint valid tokens, which is what the control cases of the token tests do).
 pub const TEST_SECRET: &[u8] = b"ultracore-test-jwt-secret-0123456789-abcdefghij";
 /// `iss` of the test gateway's tokens (the default).
 pub const TEST_ISSUER: &str = "ultracore";

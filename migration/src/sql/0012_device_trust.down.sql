@@ -1,3 +1,4 @@
 alter table refresh_tokens drop column mfa_verified_at;
-alter table trusted_devices drop constraint trusted_devices_trusted_at_set;
+drop trigger trusted_devices_track_trust on trusted_devices;
+drop function trusted_devices_track_trust();
 alter table trusted_devices drop column trusted_at;
