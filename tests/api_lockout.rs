@@ -42,6 +42,13 @@ async fn world_with(tweak: impl FnOnce(&mut api::config::Config)) -> World {
     let fx = Fixture::seed(&db).await;
     let gw = TestGateway::start_with(&db, tweak).await;
     let owner = db.owner().await;
+    // These tests are about the account lockout and send far more failures from
+    // 127.0.0.1 than the per-IP throttle allows; its own test lowers it again.
+    sql::exec(
+        &owner,
+        "update tenants set settings = settings || '{\"login_failures_per_ip\": 100000}'::jsonb",
+    )
+    .await;
     let body =
         json!({ "query": LOGIN, "variables": login_vars("no-such-tenant", "nobody", WRONG) }).to_string();
     let (status, failed) = gw.post_raw("application/json", body, None).await;
@@ -552,4 +559,63 @@ async fn a_one_megabyte_password_is_refused_before_hashing() {
     // Also for an unknown user.
     let (_, text) = w.login_text("nobody-at-all", &megabyte).await;
     assert_eq!(text, w.failed);
+}
+
+#[tokio::test]
+async fn failures_from_one_address_throttle_it_before_any_account_locks_and_reveal_nothing() {
+    let w = world().await;
+    let tenant = w.fx.a.tenant_id;
+    sql::exec(
+        &w.owner,
+        &format!(
+            "update tenants set settings = settings || '{{\"login_failures_per_ip\": 4}}'::jsonb \
+              where tenant_id = '{tenant}'"
+        ),
+    )
+    .await;
+    // A spray: one wrong password each for three accounts and an unknown name.
+    for username in ["customer", "customer2", "officer", "nobody-here"] {
+        let text = w.fail_login(username, WRONG).await;
+        assert_eq!(text, w.failed, "{username}: the usual generic failure");
+    }
+    // The address is now refused before any password is checked: even the right
+    // password of an untouched account, and an unknown user, get RATE_LIMITED alike.
+    for (username, password) in [("manager", PASSWORD), ("nobody-at-all", WRONG)] {
+        let (status, text) = w.login_text(username, password).await;
+        assert_eq!(status, 200, "{text}");
+        let body: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(first_error_code(&body).as_deref(), Some("RATE_LIMITED"), "{text}");
+        let retry = body["errors"][0]["extensions"]["retryAfter"].as_u64().expect("retryAfter");
+        assert!((1..=900).contains(&retry), "retry after {retry} s");
+        assert!(body["data"].is_null(), "{text}");
+    }
+    // No account reached its own lockout: one failure each.
+    for username in ["customer", "customer2", "officer"] {
+        let state = w.lock_state(w.fx.a.user(username)).await;
+        assert_eq!(state.failed, 1, "{username}: {state:?}");
+        assert_eq!(state.locked_for, None, "{username}: {state:?}");
+    }
+    let throttled = sql::scalar(
+        &w.owner,
+        &format!(
+            "select count(*) from security_events where tenant_id = '{tenant}' \
+               and event_type = 'login_ip_throttled' and ip_address = '127.0.0.1'"
+        ),
+    )
+    .await;
+    assert_eq!(throttled.as_deref(), Some("1"), "one event when the address was blocked");
+    let window = sql::scalar(
+        &w.owner,
+        &format!(
+            "select request_count || ' ' || is_blocked from rate_limit_entries \
+              where tenant_id = '{tenant}' and endpoint = 'login' and user_id is null"
+        ),
+    )
+    .await;
+    assert_eq!(window.as_deref(), Some("4 true"), "one shared window row, blocked");
+    // The other tenant's window is its own (cross-tenant throttling is the rate
+    // limiter's, see README).
+    let (_, text) = w.login_text_in(B, "customer", PASSWORD).await;
+    let body: Value = serde_json::from_str(&text).expect("json");
+    assert!(first_error_code(&body).is_none(), "{text}");
 }

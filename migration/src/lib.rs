@@ -65,6 +65,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("0009_app_role"),
             sql_migration!("0010_row_level_security"),
             sql_migration!("0011_authentication"),
+            sql_migration!("0013_notification_retry"),
         ]
     }
 }

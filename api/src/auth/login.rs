@@ -19,6 +19,7 @@ use super::mfa::{self, SecondFactor};
 use super::mfa_policy::{MfaDemand, MfaPolicy, SignInSignals};
 use super::password::{self, MAX_CHARS};
 use super::sessions::{self, NewSession};
+use super::throttle;
 use super::tokens;
 use crate::db::{Access, TenantScope, begin_tenant_transaction};
 use crate::security::events::NewSecurityEvent;
@@ -57,6 +58,9 @@ pub struct LoginSuccess {
 pub enum LoginError {
     #[error("login failed: {0}")]
     Refused(&'static str),
+    /// Too many failed sign-ins from the client's address (RATE_LIMITED).
+    #[error("address throttled")]
+    Throttled { retry_after_secs: u64 },
     /// The password-hashing pool is saturated: try again shortly (RATE_LIMITED).
     #[error("password hashing saturated")]
     Busy,
@@ -135,6 +139,13 @@ pub async fn login(
         settings.statement_timeout_ms,
     )
     .await?;
+    // A throttled address is refused before any password is checked (auth::throttle).
+    if let Some(ip) = attempt.ip
+        && let Some(retry_after_secs) = throttle::login_retry_after(&txn, tenant_id, &ip.to_string()).await?
+    {
+        txn.rollback().await?;
+        return Err(LoginError::Throttled { retry_after_secs });
+    }
     let user = find_user(&txn, &attempt.username).await?;
     let hash = user
         .as_ref()
@@ -148,6 +159,7 @@ pub async fn login(
     };
     let Some(user) = user else {
         txn.rollback().await?;
+        record_failure(db, settings, tenant_id, None, "unknown user", &attempt).await;
         return Err(LoginError::Refused("unknown user"));
     };
     let now = Utc::now();
@@ -165,7 +177,7 @@ pub async fn login(
     };
     if let Some(reason) = refusal {
         txn.rollback().await?;
-        record_failure(db, settings, tenant_id, &user, reason, &attempt).await;
+        record_failure(db, settings, tenant_id, Some(&user), reason, &attempt).await;
         return Err(LoginError::Refused(reason));
     }
 
@@ -210,7 +222,7 @@ pub async fn login(
             }
             SecondFactor::Wrong => {
                 txn.rollback().await?;
-                record_failure(db, settings, tenant_id, &user, WRONG_SECOND_FACTOR, &attempt).await;
+                record_failure(db, settings, tenant_id, Some(&user), WRONG_SECOND_FACTOR, &attempt).await;
                 return Err(LoginError::Refused(WRONG_SECOND_FACTOR));
             }
         }
@@ -463,10 +475,11 @@ async fn record_failure(
     db: &DatabaseConnection,
     settings: &LoginSettings<'_>,
     tenant_id: Uuid,
-    user: &users::Model,
+    user: Option<&users::Model>,
     reason: &'static str,
     attempt: &LoginAttempt,
 ) {
+    let user_id = user.map(|u| u.user_id);
     let result: Result<(), DbErr> = async {
         let txn = begin_tenant_transaction(
             db,
@@ -477,15 +490,25 @@ async fn record_failure(
         .await?;
         // A wrong password counts against the account; attempts on an account already
         // locked or deactivated do not, so nobody can keep extending someone's lock.
-        let locked_now = if reason == "wrong password" || reason == WRONG_SECOND_FACTOR {
-            count_failure(&txn, tenant_id, user.user_id).await?
-        } else {
-            false
+        let locked_now = match user_id {
+            Some(id) if reason == "wrong password" || reason == WRONG_SECOND_FACTOR => {
+                count_failure(&txn, tenant_id, id).await?
+            }
+            _ => false,
+        };
+        // Every failure counts against the address it came from (auth::throttle).
+        let ip = attempt.ip.map(|ip| ip.to_string());
+        let ip_blocked_now = match &ip {
+            Some(ip) => {
+                let limit = crate::domain::tenants::policy(&txn, tenant_id).await?.login_failures_per_ip;
+                throttle::count_login_failure(&txn, tenant_id, ip, limit).await?
+            }
+            None => false,
         };
         record_event(
             &txn,
             tenant_id,
-            Some(user.user_id),
+            user_id,
             "login_failure",
             "medium",
             "deny",
@@ -497,12 +520,30 @@ async fn record_failure(
             record_event(
                 &txn,
                 tenant_id,
-                Some(user.user_id),
+                user_id,
                 "account_locked",
                 "high",
                 "lock",
                 "too many failed sign-ins: account locked for a growing period",
                 attempt,
+            )
+            .await?;
+        }
+        if ip_blocked_now {
+            crate::security::events::record(
+                &txn,
+                NewSecurityEvent {
+                    tenant_id,
+                    user_id: None,
+                    event_type: "login_ip_throttled",
+                    category: "rate_limit",
+                    severity: "high",
+                    action: "block",
+                    description: "too many failed sign-ins from this address: blocked for the rest of the window",
+                    ip,
+                    device_fingerprint: attempt.device_fingerprint.clone(),
+                    user_agent: attempt.user_agent.clone(),
+                },
             )
             .await?;
         }

@@ -13,4 +13,5 @@ pub mod password;
 pub mod permissions;
 pub mod roles;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;

@@ -252,6 +252,9 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
     let dummy_hash = tokio::task::spawn_blocking(login::make_dummy_hash).await??;
     let (data_key, previous_data_keys) = crate::config::secrets::data_keys(config)?;
     let data_keys = KeyRing::new(&data_key, &previous_data_keys)?;
+    // Built before connecting: a production profile without a mail relay refuses to start.
+    let outbox_sender = crate::notify::sender::from_config(config)?;
+    let outbox_keys = std::sync::Arc::new(KeyRing::new(&data_key, &previous_data_keys)?);
     let app_db = db::connect_app(app_url, &config.database).await?;
     db::ensure_role_cannot_bypass_rls(&app_db).await?;
     let gateway = Gateway::new(Services {
@@ -265,7 +268,21 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %config.listen, graphiql = config.graphiql_enabled(), "ultracore serving");
-    crate::server::serve(listener, crate::server::router(gateway), shutdown.wait()).await?;
+    let delivery = tokio::spawn(crate::notify::worker::run_delivery(
+        app_db.clone(),
+        outbox_keys,
+        outbox_sender,
+        crate::notify::worker::DeliverySettings::from_config(config),
+        shutdown.clone().wait(),
+    ));
+    let served = crate::server::serve(listener, crate::server::router(gateway), shutdown.wait()).await;
+    // The delivery loop stops on the same signal once the message in flight is recorded;
+    // a server error comes without a signal, so it is stopped here.
+    if served.is_err() {
+        delivery.abort();
+    }
+    delivery.await.ok();
+    served?;
     app_db.close().await.ok();
     tracing::info!("stopped");
     Ok(())

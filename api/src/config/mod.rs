@@ -48,6 +48,8 @@ pub struct Config {
     pub data_key_file: Option<PathBuf>,
     /// Earlier data keys, still used to decrypt (`ULTRACORE_DATA_PREVIOUS_KEYS`, comma-separated).
     pub data_previous_keys: Option<String>,
+    /// Delivery of the notification outbox (reset links, verification links, alerts).
+    pub notifications: NotificationConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,6 +177,7 @@ impl Default for Config {
             data_key: None,
             data_key_file: None,
             data_previous_keys: None,
+            notifications: NotificationConfig::default(),
         }
     }
 }
@@ -241,4 +244,81 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError(e.to_string()))
     }
+}
+
+/// How queued notifications leave the gateway (see `crate::notify`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotificationConfig {
+    /// `file` or `smtp`. Unset: `file` in development, `smtp` in production, so a
+    /// production gateway never writes reset links to its disk unless told to.
+    pub sender: Option<SenderKind>,
+    /// Where the file sender writes one `<notification id>.eml` per message. Unset:
+    /// `<data_dir>/outbox`.
+    pub file_dir: Option<PathBuf>,
+    /// Pause between delivery passes when the last one found nothing more to do.
+    pub interval_ms: u64,
+    /// Most messages of one tenant sent per pass (the other tenants' turn comes first).
+    pub batch_size: u32,
+    /// Attempts before a message is marked `failed`.
+    pub max_attempts: u32,
+    /// Wait before the first retry; it doubles with each further attempt (at most an hour).
+    pub retry_backoff_ms: u64,
+    /// Bound on one message's delivery, so a hung relay cannot stall the queue.
+    pub send_timeout_ms: u64,
+    pub smtp: SmtpConfig,
+}
+
+impl Default for NotificationConfig {
+    fn default() -> Self {
+        NotificationConfig {
+            sender: None,
+            file_dir: None,
+            interval_ms: 5_000,
+            batch_size: 50,
+            max_attempts: 5,
+            retry_backoff_ms: 30_000,
+            send_timeout_ms: 30_000,
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+/// Which sender delivers notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderKind {
+    /// Files in a directory (development).
+    File,
+    /// An SMTP relay.
+    Smtp,
+}
+
+/// The SMTP relay notifications go through.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    /// Unset: 25 with `tls = none`, 587 with `starttls`, 465 with `tls`.
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// File holding the password instead (container secrets).
+    pub password_file: Option<PathBuf>,
+    /// The sender address (`From:`), e.g. `UltraCore <no-reply@bank.example>`.
+    pub from: Option<String>,
+    pub tls: SmtpTls,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text: only for a relay on the same host or a trusted private network.
+    None,
+    /// Plain connection upgraded with STARTTLS, which must succeed.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (implicit TLS, "SMTPS").
+    Tls,
 }

@@ -105,6 +105,9 @@ pub struct TenantPolicy {
     /// A device the user trusted after MFA skips the second factor for this many days
     /// (`trusted_device_mfa_days`, default 0: every sign-in of an MFA user needs a code).
     pub trusted_device_mfa_days: i64,
+    /// Failed sign-ins from one IP in a 15-minute window before that IP is refused
+    /// (`login_failures_per_ip`, default 30; see auth::throttle).
+    pub login_failures_per_ip: i64,
 }
 
 impl Default for TenantPolicy {
@@ -114,6 +117,7 @@ impl Default for TenantPolicy {
             password_max_age_days: None,
             self_registration: false,
             trusted_device_mfa_days: 0,
+            login_failures_per_ip: 30,
         }
     }
 }
@@ -131,6 +135,7 @@ impl TenantPolicy {
                 .unwrap_or(defaults.self_registration),
             trusted_device_mfa_days: positive("trusted_device_mfa_days")
                 .unwrap_or(defaults.trusted_device_mfa_days),
+            login_failures_per_ip: positive("login_failures_per_ip").unwrap_or(defaults.login_failures_per_ip),
         }
     }
 

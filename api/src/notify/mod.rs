@@ -5,6 +5,12 @@
 //! if and only if the cause committed; a sender delivers it afterwards. The body can
 //! hold a secret (a reset link), so it is stored encrypted under the data key, bound to
 //! the notification's id; only the sender decrypts it.
+//!
+//! Delivery: [`worker`] claims due messages tenant by tenant and hands them to a
+//! [`sender::Sender`] (files in development, SMTP in production).
+
+pub mod sender;
+pub mod worker;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use uuid::Uuid;

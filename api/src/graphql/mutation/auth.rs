@@ -93,6 +93,10 @@ impl AuthMutation {
                 tracing::info!(reason, "login refused");
                 Err(ApiError::login_failed().into())
             }
+            Err(LoginError::Throttled { retry_after_secs }) => {
+                tracing::info!("login refused: address throttled");
+                Err(ApiError::RateLimited { retry_after_secs }.into())
+            }
             Err(LoginError::Busy) => Err(ApiError::RateLimited {
                 retry_after_secs: Saturated::RETRY_AFTER.as_secs(),
             }

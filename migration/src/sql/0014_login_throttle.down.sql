@@ -1,0 +1,1 @@
+drop index rate_limit_entries_ip_window_key;
