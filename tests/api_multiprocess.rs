@@ -251,12 +251,13 @@ impl Drop for Gateway {
 
 /// Users of the tenant (password [`PASSWORD`]): who may lock (admin), who may change
 /// roles (super_admin), and one customer per case, so no case sees another's changes.
-const USERS: [(&str, Role); 5] = [
+const USERS: [(&str, Role); 6] = [
     ("super_admin", Role::SuperAdmin),
     ("admin", Role::Admin),
     ("logs_out", Role::Customer),
     ("gets_locked", Role::Customer),
     ("gets_promoted", Role::Customer),
+    ("changes_password", Role::Customer),
 ];
 
 struct World {
@@ -405,7 +406,28 @@ async fn a_role_changed_through_one_process_applies_on_the_other_at_the_next_req
 }
 
 // ---------------------------------------------------------------------------------------
-// Password change: a password changed through one process must end the user's other
-// sessions on the other process. Cases for it belong here (to be added with the
-// password-change flow).
+// Password change
 // ---------------------------------------------------------------------------------------
+
+const CHANGE_PASSWORD: &str =
+    "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { endedSessions } }";
+
+#[tokio::test]
+async fn a_password_changed_through_one_process_ends_the_other_sessions_on_the_other() {
+    let w = World::start().await;
+    // Two sessions of one user: one used on B, one that changes the password on A.
+    let other = w.login_on_a_used_on_b("changes_password").await;
+    let changer = w.a.login("changes_password").await;
+    let data =
+        w.a.data(
+            Some(&changer),
+            CHANGE_PASSWORD,
+            json!({ "input": { "currentPassword": PASSWORD, "newPassword": "seven quiet herons fold 42 maps" } }),
+        )
+        .await;
+    assert_eq!(data["changePassword"]["endedSessions"], 1, "{data:#}");
+    w.b.assert_refused(&other, "password changed through A").await;
+    // The session that changed it lives on, on both copies.
+    assert_eq!(w.b.me(&changer).await.0, w.user("changes_password").to_string());
+    w.stop();
+}
