@@ -617,7 +617,11 @@ async fn tokens_of_another_type_are_refused() {
     );
     let (status, body) = t.gw.gql(Some(&confined), WHO_AM_I, json!({})).await;
     assert_eq!(status, 200, "{body:#}");
-    assert_eq!(first_error_code(&body).as_deref(), Some("PASSWORD_EXPIRED"), "{body:#}");
+    assert_eq!(
+        first_error_code(&body).as_deref(),
+        Some("PASSWORD_EXPIRED"),
+        "{body:#}"
+    );
     assert!(body["data"].is_null(), "{body:#}");
     let cases = [
         (

@@ -585,7 +585,9 @@ async fn failures_from_one_address_throttle_it_before_any_account_locks_and_reve
         assert_eq!(status, 200, "{text}");
         let body: Value = serde_json::from_str(&text).expect("json");
         assert_eq!(first_error_code(&body).as_deref(), Some("RATE_LIMITED"), "{text}");
-        let retry = body["errors"][0]["extensions"]["retryAfter"].as_u64().expect("retryAfter");
+        let retry = body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .expect("retryAfter");
         assert!((1..=900).contains(&retry), "retry after {retry} s");
         assert!(body["data"].is_null(), "{text}");
     }
@@ -603,7 +605,11 @@ async fn failures_from_one_address_throttle_it_before_any_account_locks_and_reve
         ),
     )
     .await;
-    assert_eq!(throttled.as_deref(), Some("1"), "one event when the address was blocked");
+    assert_eq!(
+        throttled.as_deref(),
+        Some("1"),
+        "one event when the address was blocked"
+    );
     let window = sql::scalar(
         &w.owner,
         &format!(
@@ -612,7 +618,11 @@ async fn failures_from_one_address_throttle_it_before_any_account_locks_and_reve
         ),
     )
     .await;
-    assert_eq!(window.as_deref(), Some("4 true"), "one shared window row, blocked");
+    assert_eq!(
+        window.as_deref(),
+        Some("4 true"),
+        "one shared window row, blocked"
+    );
     // The other tenant's window is its own (cross-tenant throttling is the rate
     // limiter's, see README).
     let (_, text) = w.login_text_in(B, "customer", PASSWORD).await;

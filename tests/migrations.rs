@@ -42,7 +42,7 @@ const TABLES_BEFORE_0011: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 14] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -55,6 +55,8 @@ const MIGRATIONS: [&str; 12] = [
     "0010_row_level_security",
     "0011_authentication",
     "0012_device_trust",
+    "0013_notification_retry",
+    "0014_login_throttle",
 ];
 
 async fn our_functions(owner: &DatabaseConnection) -> Vec<String> {
@@ -112,10 +114,14 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
     );
     assert_eq!(
         policy_count(owner).await,
-        17,
-        "12 tenant_isolation + tenant_resolver_lookup + 4 threat_intelligence policies"
+        18,
+        "12 tenant_isolation + tenant_resolver_lookup + 4 threat_intelligence + outbox_scanner_lookup"
     );
-    for table in ["account_tokens", "notification_outbox"] {
+    for (table, policies) in [
+        ("account_tokens", "tenant_isolation"),
+        // The scanner's policy only ever serves its SECURITY DEFINER function (0013).
+        ("notification_outbox", "outbox_scanner_lookup,tenant_isolation"),
+    ] {
         assert_eq!(
             sql::scalar(
                 owner,
@@ -126,8 +132,8 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
             )
             .await
             .as_deref(),
-            Some("tenant_isolation"),
-            "{table} has exactly the tenant_isolation policy"
+            Some(policies),
+            "{table} has exactly these policies"
         );
     }
     assert_authentication_schema(owner).await;
@@ -236,13 +242,29 @@ async fn assert_authentication_schema(owner: &DatabaseConnection) {
 /// Asserts that 0012's columns are gone while 0011's tables stay.
 async fn assert_device_trust_rolled_back(owner: &DatabaseConnection) {
     assert!(
-        !our_functions(owner).await.iter().any(|f| f == "trusted_devices_track_trust"),
+        !our_functions(owner)
+            .await
+            .iter()
+            .any(|f| f == "trusted_devices_track_trust"),
         "the trust trigger function is gone"
     );
-    assert!(!columns(owner, "trusted_devices").await.iter().any(|c| c == "trusted_at"));
-    assert!(!columns(owner, "refresh_tokens").await.iter().any(|c| c == "mfa_verified_at"));
     assert!(
-        columns(owner, "refresh_tokens").await.iter().any(|c| c == "family_id"),
+        !columns(owner, "trusted_devices")
+            .await
+            .iter()
+            .any(|c| c == "trusted_at")
+    );
+    assert!(
+        !columns(owner, "refresh_tokens")
+            .await
+            .iter()
+            .any(|c| c == "mfa_verified_at")
+    );
+    assert!(
+        columns(owner, "refresh_tokens")
+            .await
+            .iter()
+            .any(|c| c == "family_id"),
         "0011 stays applied"
     );
 }
@@ -338,7 +360,7 @@ async fn migrator_down_removes_everything_but_the_role_and_up_restores_it() {
         .await
         .expect("apply every migration again");
     assert_fully_migrated(&owner).await;
-    assert_eq!(count(&owner, "select count(*) from seaql_migrations").await, 12);
+    assert_eq!(count(&owner, "select count(*) from seaql_migrations").await, 14);
 
     // RLS works again for the serving role: a row the owner wrote is invisible without a tenant.
     sql::exec(&owner, "insert into tenants (slug, name) values ('acme', 'Acme')").await;
@@ -396,13 +418,24 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     let url = db.owner_url();
     let dir = TempDir::new("ultracore-migrate-cli");
 
-    assert_eq!(status(&url, dir.path()), expected_status(12), "all 12 applied");
+    assert_eq!(status(&url, dir.path()), expected_status(14), "all 14 applied");
 
     migrate(&url, dir.path(), &["down"]);
     assert_eq!(
         status(&url, dir.path()),
-        expected_status(11),
+        expected_status(13),
         "down without N rolls back the last one"
+    );
+    assert_eq!(
+        count(&owner, "select count(*) from pg_indexes where indexname = 'rate_limit_entries_ip_window_key'").await,
+        0,
+        "0014's window key is gone"
+    );
+    migrate(&url, dir.path(), &["down", "2"]);
+    assert_eq!(status(&url, dir.path()), expected_status(11));
+    assert!(
+        !columns(&owner, "notification_outbox").await.iter().any(|c| c == "next_attempt_at"),
+        "0013's retry column is gone"
     );
     assert_device_trust_rolled_back(&owner).await;
     migrate(&url, dir.path(), &["down"]);
@@ -423,7 +456,7 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     )
     .await;
     migrate(&url, dir.path(), &["up"]);
-    assert_eq!(status(&url, dir.path()), expected_status(12));
+    assert_eq!(status(&url, dir.path()), expected_status(14));
     assert_eq!(
         sql::scalar(
             &owner,
@@ -433,14 +466,14 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
         Some(OLD_TOKEN.to_string()),
         "the pre-0011 session is its own family"
     );
-    migrate(&url, dir.path(), &["down", "2"]);
+    migrate(&url, dir.path(), &["down", "4"]);
     assert_authentication_rolled_back(&owner).await;
 
     migrate(&url, dir.path(), &["down", "2"]);
     assert_eq!(
         status(&url, dir.path()),
         expected_status(8),
-        "the last 4 are pending"
+        "the last 6 are pending"
     );
     assert_eq!(
         app_table_privileges(&owner).await,
@@ -455,7 +488,7 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     );
 
     migrate(&url, dir.path(), &["up"]);
-    assert_eq!(status(&url, dir.path()), expected_status(12));
+    assert_eq!(status(&url, dir.path()), expected_status(14));
     assert_fully_migrated(&owner).await;
 
     // Data written before `migrate fresh` is gone after it.
@@ -467,7 +500,7 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     );
 
     migrate(&url, dir.path(), &["fresh"]);
-    assert_eq!(status(&url, dir.path()), expected_status(12));
+    assert_eq!(status(&url, dir.path()), expected_status(14));
     assert_fully_migrated(&owner).await;
     assert_eq!(
         count(&owner, "select count(*) from tenants").await,

@@ -65,7 +65,9 @@ impl MigratorTrait for Migrator {
             sql_migration!("0009_app_role"),
             sql_migration!("0010_row_level_security"),
             sql_migration!("0011_authentication"),
+            sql_migration!("0012_device_trust"),
             sql_migration!("0013_notification_retry"),
+            sql_migration!("0014_login_throttle"),
         ]
     }
 }

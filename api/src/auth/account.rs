@@ -114,7 +114,10 @@ async fn store_password<C: ConnectionTrait>(
     if clear_timed_lock {
         update = update
             .col_expr(users::Column::FailedLoginAttempts, Expr::value(0))
-            .col_expr(users::Column::LockedUntil, Expr::value(Option::<chrono::DateTime<Utc>>::None));
+            .col_expr(
+                users::Column::LockedUntil,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            );
     }
     update
         .filter(users::Column::UserId.eq(user.user_id))
@@ -210,7 +213,15 @@ pub async fn change_password<C: ConnectionTrait>(
     store_password(txn, &user, hash, false).await?;
     let keep = change.keep_session.then_some(change.session_id);
     let ended = sessions::revoke_user_sessions(txn, user.user_id, keep).await?;
-    record(txn, &user, "password_changed", "medium", "password changed; other sessions ended", origin).await?;
+    record(
+        txn,
+        &user,
+        "password_changed",
+        "medium",
+        "password changed; other sessions ended",
+        origin,
+    )
+    .await?;
     crate::domain::Actor {
         tenant_id: user.tenant_id,
         user_id: Some(user.user_id),
@@ -241,8 +252,13 @@ async fn token_transaction(
         return Ok(None);
     };
     Ok(Some(
-        begin_tenant_transaction(db, TenantScope::tenant(tenant_id), Access::ReadWrite, statement_timeout_ms)
-            .await?,
+        begin_tenant_transaction(
+            db,
+            TenantScope::tenant(tenant_id),
+            Access::ReadWrite,
+            statement_timeout_ms,
+        )
+        .await?,
     ))
 }
 
@@ -269,7 +285,10 @@ pub async fn request_password_reset(
     )
     .await?;
     let user = users::Entity::find()
-        .filter(Expr::cust_with_values("lower(email) = $1", [email.to_lowercase()]))
+        .filter(Expr::cust_with_values(
+            "lower(email) = $1",
+            [email.to_lowercase()],
+        ))
         .filter(users::Column::IsActive.eq(true))
         .one(&txn)
         .await?;
@@ -299,7 +318,15 @@ pub async fn request_password_reset(
         settings.link(&token),
     );
     tell(&txn, settings.data_keys, &user, "Reset your password", &body).await?;
-    record(&txn, &user, "password_reset_requested", "low", "password reset link sent", origin).await?;
+    record(
+        &txn,
+        &user,
+        "password_reset_requested",
+        "low",
+        "password reset link sent",
+        origin,
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -372,7 +399,10 @@ pub async fn reset_password(
         }
     }
     let hash = new_password_hash(&user, reset.new_password).await?;
-    if account_tokens::spend(&txn, reset.token, Purpose::PasswordReset).await?.is_none() {
+    if account_tokens::spend(&txn, reset.token, Purpose::PasswordReset)
+        .await?
+        .is_none()
+    {
         return Err(AccountError::BadToken);
     }
     store_password(&txn, &user, hash, true).await?;
@@ -383,8 +413,15 @@ pub async fn reset_password(
         .exec(&txn)
         .await?;
     sessions::revoke_user_sessions(&txn, user.user_id, None).await?;
-    record(&txn, &user, "password_reset", "medium", "password reset with an emailed token; all sessions ended", origin)
-        .await?;
+    record(
+        &txn,
+        &user,
+        "password_reset",
+        "medium",
+        "password reset with an emailed token; all sessions ended",
+        origin,
+    )
+    .await?;
     crate::domain::Actor {
         tenant_id: user.tenant_id,
         user_id: Some(user.user_id),
@@ -414,7 +451,10 @@ pub async fn request_email_verification<C: ConnectionTrait>(
     settings: &AccountSettings<'_>,
     user_id: Uuid,
 ) -> Result<bool, AccountError> {
-    let user = users::Entity::find_by_id(user_id).one(txn).await?.ok_or(AccountError::BadToken)?;
+    let user = users::Entity::find_by_id(user_id)
+        .one(txn)
+        .await?
+        .ok_or(AccountError::BadToken)?;
     if user.is_verified {
         return Ok(false);
     }
@@ -461,13 +501,24 @@ pub async fn verify_email(
     let Some(user_id) = account_tokens::spend(&txn, token, Purpose::EmailVerification).await? else {
         return Err(AccountError::BadToken);
     };
-    let user = users::Entity::find_by_id(user_id).one(&txn).await?.ok_or(AccountError::BadToken)?;
+    let user = users::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .ok_or(AccountError::BadToken)?;
     users::Entity::update_many()
         .col_expr(users::Column::IsVerified, Expr::value(true))
         .filter(users::Column::UserId.eq(user_id))
         .exec(&txn)
         .await?;
-    record(&txn, &user, "email_verified", "low", "email address verified", origin).await?;
+    record(
+        &txn,
+        &user,
+        "email_verified",
+        "low",
+        "email address verified",
+        origin,
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -548,7 +599,15 @@ pub async fn register(
         },
     )
     .await?;
-    record(&txn, &user, "user_registered", "low", "self-service registration", origin).await?;
+    record(
+        &txn,
+        &user,
+        "user_registered",
+        "low",
+        "self-service registration",
+        origin,
+    )
+    .await?;
     send_verification(&txn, settings, &user).await?;
     txn.commit().await?;
     Ok(())

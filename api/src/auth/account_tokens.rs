@@ -84,7 +84,11 @@ pub async fn peek<C: ConnectionTrait>(txn: &C, token: &str, purpose: Purpose) ->
 
 /// Spends the token: returns its user when it was live and unused, and marks every other
 /// outstanding token of the user for the same purpose used too (one reset ends them all).
-pub async fn spend<C: ConnectionTrait>(txn: &C, token: &str, purpose: Purpose) -> Result<Option<Uuid>, DbErr> {
+pub async fn spend<C: ConnectionTrait>(
+    txn: &C,
+    token: &str,
+    purpose: Purpose,
+) -> Result<Option<Uuid>, DbErr> {
     let row = txn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,

@@ -81,7 +81,8 @@ pub fn device_type(user_agent: &str) -> &'static str {
         "tablet"
     } else if ua.contains("mobile") || ua.contains("iphone") || ua.contains("android") {
         "mobile"
-    } else if ua.contains("windows") || ua.contains("macintosh") || ua.contains("x11") || ua.contains("linux") {
+    } else if ua.contains("windows") || ua.contains("macintosh") || ua.contains("x11") || ua.contains("linux")
+    {
         "desktop"
     } else {
         "other"
@@ -94,9 +95,15 @@ mod tests {
 
     #[test]
     fn user_agents_map_to_device_types() {
-        assert_eq!(device_type("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"), "mobile");
+        assert_eq!(
+            device_type("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"),
+            "mobile"
+        );
         assert_eq!(device_type("Mozilla/5.0 (iPad; CPU OS 17_0)"), "tablet");
-        assert_eq!(device_type("Mozilla/5.0 (Windows NT 10.0; Win64; x64)"), "desktop");
+        assert_eq!(
+            device_type("Mozilla/5.0 (Windows NT 10.0; Win64; x64)"),
+            "desktop"
+        );
         assert_eq!(device_type("curl/8.5.0"), "other");
     }
 }

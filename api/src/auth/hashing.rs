@@ -125,6 +125,10 @@ mod tests {
             admitted += usize::from(t.await.expect("task"));
         }
         assert_eq!(admitted, 5, "workers + queue are admitted, the rest refused");
-        assert_eq!(peak.load(Ordering::SeqCst), 2, "never more hashes at once than workers");
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            2,
+            "never more hashes at once than workers"
+        );
     }
 }

@@ -13,8 +13,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::crypto::KeyRing;
-use super::jwt::{JwtKeys, TokenSubject, TokenType};
 use super::devices;
+use super::jwt::{JwtKeys, TokenSubject, TokenType};
 use super::mfa::{self, SecondFactor};
 use super::mfa_policy::{MfaDemand, MfaPolicy, SignInSignals};
 use super::password::{self, MAX_CHARS};
@@ -222,7 +222,15 @@ pub async fn login(
             }
             SecondFactor::Wrong => {
                 txn.rollback().await?;
-                record_failure(db, settings, tenant_id, Some(&user), WRONG_SECOND_FACTOR, &attempt).await;
+                record_failure(
+                    db,
+                    settings,
+                    tenant_id,
+                    Some(&user),
+                    WRONG_SECOND_FACTOR,
+                    &attempt,
+                )
+                .await;
                 return Err(LoginError::Refused(WRONG_SECOND_FACTOR));
             }
         }
@@ -423,9 +431,10 @@ pub async fn record_reauthentication_failure(
     let (event_type, description) = match what {
         Reauthentication::MfaCode => ("mfa_failure", "wrong or reused TOTP code to change MFA settings"),
         Reauthentication::Password => ("password_check_failure", "wrong current password to change it"),
-        Reauthentication::ResetSecondFactor => {
-            ("mfa_failure", "wrong or reused second factor with a password reset")
-        }
+        Reauthentication::ResetSecondFactor => (
+            "mfa_failure",
+            "wrong or reused second factor with a password reset",
+        ),
     };
     let result: Result<(), DbErr> = async {
         let txn = begin_tenant_transaction(

@@ -202,7 +202,9 @@ pub async fn check_second_factor<C: ConnectionTrait>(
                 .decrypt(stored, user.user_id.as_bytes())
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| DbErr::Custom(format!("the MFA secret of {} does not decrypt", user.user_id)))?;
+                .ok_or_else(|| {
+                    DbErr::Custom(format!("the MFA secret of {} does not decrypt", user.user_id))
+                })?;
             match matching_step(&secret, code, unix_time) {
                 Some(step) => accept_step(txn, user.user_id, step).await?,
                 None => false,

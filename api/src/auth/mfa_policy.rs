@@ -45,7 +45,9 @@ impl MfaPolicy for DeviceTrustPolicy {
         }
         let days = s.policy.trusted_device_mfa_days;
         let trusted_recently = s.device.is_some_and(|d| {
-            d.is_trusted && d.trusted_at.is_some_and(|at| days > 0 && s.now - at < Duration::days(days))
+            d.is_trusted
+                && d.trusted_at
+                    .is_some_and(|at| days > 0 && s.now - at < Duration::days(days))
         });
         if trusted_recently {
             MfaDemand::NotRequired
@@ -86,9 +88,25 @@ mod tests {
         use MfaDemand::*;
         assert_eq!(demand(false, None, 30), NotRequired, "nothing to ask");
         assert_eq!(demand(true, None, 30), Required, "unknown device");
-        assert_eq!(demand(true, Some(&device(false, 0)), 30), Required, "known, untrusted");
-        assert_eq!(demand(true, Some(&device(true, 3)), 30), NotRequired, "trusted 3 days ago");
-        assert_eq!(demand(true, Some(&device(true, 31)), 30), Required, "trust too old");
-        assert_eq!(demand(true, Some(&device(true, 0)), 0), Required, "tenant did not opt in");
+        assert_eq!(
+            demand(true, Some(&device(false, 0)), 30),
+            Required,
+            "known, untrusted"
+        );
+        assert_eq!(
+            demand(true, Some(&device(true, 3)), 30),
+            NotRequired,
+            "trusted 3 days ago"
+        );
+        assert_eq!(
+            demand(true, Some(&device(true, 31)), 30),
+            Required,
+            "trust too old"
+        );
+        assert_eq!(
+            demand(true, Some(&device(true, 0)), 0),
+            Required,
+            "tenant did not opt in"
+        );
     }
 }

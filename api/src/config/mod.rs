@@ -67,6 +67,18 @@ pub struct AuthConfig {
     pub refresh_idle_secs: u64,
     /// Clock skew tolerated on exp/nbf.
     pub leeway_secs: u64,
+    /// Argon2id computations running at once (default: the number of cores).
+    pub hash_workers: Option<usize>,
+    /// Callers allowed to wait for a hashing worker; beyond them, RATE_LIMITED
+    /// (default: 8 per worker).
+    pub hash_queue: Option<usize>,
+    /// Lifetime of a password-reset token.
+    pub reset_token_ttl_secs: u64,
+    /// Lifetime of an email-verification token.
+    pub verification_token_ttl_secs: u64,
+    /// Base of the links put in reset and verification messages; the token is appended
+    /// (`<base>?token=...`). Unset: the message carries the bare token.
+    pub link_base_url: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -78,6 +90,11 @@ impl Default for AuthConfig {
             refresh_ttl_secs: 30 * 24 * 3600,
             refresh_idle_secs: 7 * 24 * 3600,
             leeway_secs: 5,
+            hash_workers: None,
+            hash_queue: None,
+            reset_token_ttl_secs: 30 * 60,
+            verification_token_ttl_secs: 48 * 3600,
+            link_base_url: None,
         }
     }
 }
@@ -121,6 +138,18 @@ impl Default for GraphqlConfig {
             max_aliases: 30,
             max_batch: 10,
             max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The shape of the password-hashing pool (defaults fill what is unset).
+    pub fn hash_pool(&self) -> crate::auth::hashing::PoolSize {
+        let defaults = crate::auth::hashing::PoolSize::default();
+        let workers = self.hash_workers.unwrap_or(defaults.workers).max(1);
+        crate::auth::hashing::PoolSize {
+            workers,
+            queue: self.hash_queue.unwrap_or(workers * 8),
         }
     }
 }

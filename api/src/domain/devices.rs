@@ -119,7 +119,9 @@ pub async fn trust_current<C: ConnectionTrait>(
     }
     let fingerprint: Option<String> = session.try_get("", "device_fingerprint")?;
     let fingerprint = fingerprint.ok_or_else(|| {
-        DomainError::Invalid("this session signed in without a deviceFingerprint: there is no device to trust".into())
+        DomainError::Invalid(
+            "this session signed in without a deviceFingerprint: there is no device to trust".into(),
+        )
     })?;
     let device = trusted_devices::Entity::find()
         .filter(trusted_devices::Column::UserId.eq(by.user_id))
@@ -138,7 +140,14 @@ pub async fn trust_current<C: ConnectionTrait>(
     }
     let updated = active.update(txn).await?;
     actor
-        .audit(txn, "device.trust", "trusted_device", id, Some(old), Some(snapshot(&updated)))
+        .audit(
+            txn,
+            "device.trust",
+            "trusted_device",
+            id,
+            Some(old),
+            Some(snapshot(&updated)),
+        )
         .await?;
     crate::security::events::record(
         txn,

@@ -125,7 +125,12 @@ impl Default for TenantPolicy {
 impl TenantPolicy {
     pub fn from_settings(settings: &serde_json::Value) -> TenantPolicy {
         let defaults = TenantPolicy::default();
-        let positive = |key: &str| settings.get(key).and_then(serde_json::Value::as_i64).filter(|n| *n > 0);
+        let positive = |key: &str| {
+            settings
+                .get(key)
+                .and_then(serde_json::Value::as_i64)
+                .filter(|n| *n > 0)
+        };
         TenantPolicy {
             lockout_threshold: positive("lockout_threshold").unwrap_or(defaults.lockout_threshold),
             password_max_age_days: positive("password_max_age_days"),
@@ -135,13 +140,18 @@ impl TenantPolicy {
                 .unwrap_or(defaults.self_registration),
             trusted_device_mfa_days: positive("trusted_device_mfa_days")
                 .unwrap_or(defaults.trusted_device_mfa_days),
-            login_failures_per_ip: positive("login_failures_per_ip").unwrap_or(defaults.login_failures_per_ip),
+            login_failures_per_ip: positive("login_failures_per_ip")
+                .unwrap_or(defaults.login_failures_per_ip),
         }
     }
 
     /// When a password set now expires.
-    pub fn password_expiry_from(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.password_max_age_days.map(|days| now + chrono::Duration::days(days.min(36_500)))
+    pub fn password_expiry_from(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.password_max_age_days
+            .map(|days| now + chrono::Duration::days(days.min(36_500)))
     }
 }
 

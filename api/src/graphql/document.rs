@@ -74,10 +74,16 @@ pub fn mutation_limited_to(doc: &ExecutableDocument, name: Option<&str>, allowed
         return false;
     };
     operation.node.ty == OperationType::Mutation
-        && operation.node.selection_set.node.items.iter().all(|item| match &item.node {
-            Selection::Field(f) => allowed.contains(&f.node.name.node.as_str()),
-            _ => false,
-        })
+        && operation
+            .node
+            .selection_set
+            .node
+            .items
+            .iter()
+            .all(|item| match &item.node {
+                Selection::Field(f) => allowed.contains(&f.node.name.node.as_str()),
+                _ => false,
+            })
 }
 
 /// Aliases written in the document (operations and fragment definitions, counted as

@@ -41,7 +41,9 @@ impl ApiError {
                 format!("too many requests; retry after {retry_after_secs} s")
             }
             ApiError::PasswordExpired => "the password has expired: change it first".into(),
-            ApiError::MfaRequired => "this account has two-factor authentication: give totpCode or backupCode".into(),
+            ApiError::MfaRequired => {
+                "this account has two-factor authentication: give totpCode or backupCode".into()
+            }
             ApiError::Internal(_) => "internal error".into(),
         }
     }

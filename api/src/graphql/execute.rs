@@ -98,7 +98,8 @@ impl Gateway {
         let confined = principal.as_ref().is_some_and(|p| p.password_change_only);
         let kind = match request.parsed_query() {
             Ok(doc) => {
-                if confined && !document::mutation_limited_to(doc, operation_name.as_deref(), CONFINED_FIELDS) {
+                if confined && !document::mutation_limited_to(doc, operation_name.as_deref(), CONFINED_FIELDS)
+                {
                     return error_response(ApiError::PasswordExpired);
                 }
                 let aliases = document::alias_count(doc);

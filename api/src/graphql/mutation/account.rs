@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use super::super::context::{RequestContext, request};
 use super::super::errors::{ApiError, ApiResult};
 use super::super::execute::Services;
-use crate::auth::account::{self, AccountError, AccountSettings, Origin, PasswordChange, PasswordReset, Registration};
+use crate::auth::account::{
+    self, AccountError, AccountSettings, Origin, PasswordChange, PasswordReset, Registration,
+};
 use crate::auth::jwt::{TokenSubject, TokenType};
 use crate::auth::login::{Reauthentication, record_reauthentication_failure};
 use crate::auth::sessions::{self, NewSession};
@@ -173,11 +175,22 @@ impl AccountMutation {
 
     /// Sends a password-reset link to the address if it belongs to an active user of
     /// the tenant. Always answers true: the reply reveals nothing about the address.
-    async fn request_password_reset(&self, ctx: &Context<'_>, tenant: String, email: String) -> ApiResult<bool> {
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        tenant: String,
+        email: String,
+    ) -> ApiResult<bool> {
         let services = ctx.data_unchecked::<Arc<Services>>();
-        account::request_password_reset(&services.db, &settings(services), &tenant, &email, &origin(request(ctx)))
-            .await
-            .map_err(ApiError::from)?;
+        account::request_password_reset(
+            &services.db,
+            &settings(services),
+            &tenant,
+            &email,
+            &origin(request(ctx)),
+        )
+        .await
+        .map_err(ApiError::from)?;
         Ok(true)
     }
 
@@ -203,9 +216,10 @@ impl AccountMutation {
     async fn request_email_verification(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let req = request(ctx);
         let services = ctx.data_unchecked::<Arc<Services>>();
-        let sent = account::request_email_verification(req.db()?, &settings(services), req.principal()?.user_id)
-            .await
-            .map_err(ApiError::from)?;
+        let sent =
+            account::request_email_verification(req.db()?, &settings(services), req.principal()?.user_id)
+                .await
+                .map_err(ApiError::from)?;
         Ok(sent)
     }
 
@@ -230,9 +244,14 @@ impl AccountMutation {
             first_name: input.first_name.as_deref(),
             last_name: input.last_name.as_deref(),
         };
-        account::register(&services.db, &settings(services), registration, &origin(request(ctx)))
-            .await
-            .map_err(ApiError::from)?;
+        account::register(
+            &services.db,
+            &settings(services),
+            registration,
+            &origin(request(ctx)),
+        )
+        .await
+        .map_err(ApiError::from)?;
         Ok(true)
     }
 }

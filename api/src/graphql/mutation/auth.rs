@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::super::types::Session;
 use crate::auth::hashing::Saturated;
-use crate::auth::mfa_policy::DeviceTrustPolicy;
 use crate::auth::login::{self, LoginAttempt, LoginError, LoginSettings};
+use crate::auth::mfa_policy::DeviceTrustPolicy;
 use crate::auth::sessions::{self, ClientContext, RefreshError, RefreshSettings};
 use crate::domain;
 
