@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use support::fixture::{A, B, Fixture};
-use support::gateway::{TestGateway, errors, first_error_code, parse_body};
+use support::gateway::{TEST_DATA_KEY, TestGateway, errors, first_error_code, parse_body};
 use support::walk::{
     LiveSchema, fingerprint_changes, global_intel_ids, mask_uuids, tenant_count, tenant_fingerprint,
     tenant_ids, tenant_universe, uuids_in,
@@ -97,13 +97,23 @@ const THREAT_MUTATION_CASES: [&str; 9] = [
 ];
 
 /// Mutations covered by `device_mutations_on_tenant_b_devices_look_like_missing_ids`.
-const DEVICE_MUTATION_CASES: [&str; 2] = ["renameTrustedDevice", "revokeDeviceTrust"];
+const DEVICE_MUTATION_CASES: [&str; 3] = ["renameTrustedDevice", "revokeDeviceTrust", "trustDevice"];
 
 /// Mutations covered by `session_mutations_never_reach_tenant_b_sessions`.
 const SESSION_MUTATION_CASES: [&str; 4] = ["refreshSession", "logout", "revokeSession", "revokeAllSessions"];
 
 /// Mutations covered by `mfa_mutations_act_on_the_caller_in_tenant_a_only`.
 const MFA_MUTATION_CASES: [&str; 4] = ["enrollTotp", "confirmTotp", "generateBackupCodes", "disableTotp"];
+
+/// Mutations covered by `account_mutations_act_in_the_callers_tenant_only`.
+const ACCOUNT_MUTATION_CASES: [&str; 6] = [
+    "changePassword",
+    "requestPasswordReset",
+    "resetPassword",
+    "requestEmailVerification",
+    "verifyEmail",
+    "register",
+];
 
 /// Raw id arrays stored on A's rows. The fixture plants B's ids in them on purpose (no
 /// foreign key can hold arrays): they are A's own column values, echoed as stored, so
@@ -267,6 +277,7 @@ async fn every_field_of_the_live_schema_has_an_isolation_case() {
         .chain(DEVICE_MUTATION_CASES.iter())
         .chain(SESSION_MUTATION_CASES.iter())
         .chain(MFA_MUTATION_CASES.iter())
+        .chain(ACCOUNT_MUTATION_CASES.iter())
         .map(|s| s.to_string())
         .collect();
     for name in schema.mutation_names().difference(&cased) {
@@ -914,7 +925,14 @@ struct LikeMissing<'q> {
     anonymous: bool,
     /// The attempt may write A's own bookkeeping (a failed login of an existing A user).
     a_may_change: bool,
+    /// The attempt may write A's failed-sign-in records only ([`FAILED_LOGIN_RECORDS`]: the
+    /// per-address throttle window and the login_failure event), which every failed
+    /// sign-in to A writes, for an unknown user too.
+    a_may_record: bool,
 }
+
+/// The tables a failed sign-in to A writes in A whoever it names (auth::throttle).
+const FAILED_LOGIN_RECORDS: [&str; 2] = ["rate_limit_entries", "security_events"];
 
 impl<'q> LikeMissing<'q> {
     fn new(
@@ -934,6 +952,7 @@ impl<'q> LikeMissing<'q> {
             code,
             anonymous: false,
             a_may_change: false,
+            a_may_record: false,
         }
     }
 }
@@ -1004,7 +1023,10 @@ impl<'w> MutationProbe<'w> {
         if !b_changed.is_empty() {
             self.findings.push(format!("{what}: changed B's {b_changed:?}"));
         }
-        let a_changed = fingerprint_changes(&before.a, &after.a);
+        let a_changed: Vec<String> = fingerprint_changes(&before.a, &after.a)
+            .into_iter()
+            .filter(|t| !(case.a_may_record && FAILED_LOGIN_RECORDS.contains(&t.as_str())))
+            .collect();
         if !case.a_may_change && !a_changed.is_empty() {
             self.findings
                 .push(format!("{what}: the failed mutation changed A's {a_changed:?}"));
@@ -1187,7 +1209,8 @@ async fn user_mutations_on_tenant_b_ids_look_like_missing_ids_and_change_nothing
         .await;
 
     // Login to A with credentials only B has fails like an unknown user, and touches
-    // nothing of B (no failed-login count, no event).
+    // nothing of B (no failed-login count, no event); A records a failed sign-in from
+    // the address, as for any unknown user.
     let mut login_case = LikeMissing::new(
         "login",
         "acme + B-only username",
@@ -1197,6 +1220,7 @@ async fn user_mutations_on_tenant_b_ids_look_like_missing_ids_and_change_nothing
         "UNAUTHENTICATED",
     );
     login_case.anonymous = true;
+    login_case.a_may_record = true;
     probe.like_missing(login_case).await;
     let mut login_case = LikeMissing::new(
         "login",
@@ -1207,6 +1231,7 @@ async fn user_mutations_on_tenant_b_ids_look_like_missing_ids_and_change_nothing
         "UNAUTHENTICATED",
     );
     login_case.anonymous = true;
+    login_case.a_may_record = true;
     probe.like_missing(login_case).await;
 
     // createUser with B's username and email succeeds in A: no clash, no leak.
@@ -1619,7 +1644,150 @@ async fn device_mutations_on_tenant_b_devices_look_like_missing_ids() {
             "device.revoke_trust",
         )
         .await;
+
+    // trustDevice takes no id: it trusts the device the caller's session signed in from.
+    // B's customer and A's customer sign in from the same fingerprint; A's customer (with
+    // MFA) trusts it: only A's customer's row changes, B's row of that fingerprint stays
+    // untrusted, and B's customer (password only) cannot trust anything.
+    probe.exercised.insert("trustDevice");
+    let (a, b) = (&w.fx.a, &w.fx.b);
+    let password = support::fixture::PASSWORD;
+    let shared = "shared-fingerprint-1";
+    let b_login = w
+        .post_as(
+            None,
+            LOGIN_WITH_DEVICE,
+            json!({ "input": { "tenant": B, "username": "customer", "password": password,
+                               "deviceFingerprint": shared } }),
+        )
+        .await;
+    let b_login = parse_body(&b_login.1);
+    let b_device = uuid_at(&b_login, "/data/login/deviceId").expect("B's device");
+    let b_customer = b_login["data"]["login"]["accessToken"]
+        .as_str()
+        .expect("B's customer's token")
+        .to_string();
+    let a_customer = enable_totp(&w, A, "customer").await;
+    let secret = a_customer.1;
+    let code = api::auth::mfa::code_at(&secret, unix_now() + 30).expect("a TOTP code");
+    let a_login = w
+        .post_as(
+            None,
+            LOGIN_WITH_DEVICE,
+            json!({ "input": { "tenant": A, "username": "customer", "password": password,
+                               "deviceFingerprint": shared, "totpCode": code } }),
+        )
+        .await;
+    let a_login = parse_body(&a_login.1);
+    let a_device = uuid_at(&a_login, "/data/login/deviceId")
+        .unwrap_or_else(|| panic!("A's customer's device: {a_login:#}"));
+    assert_ne!(a_device, b_device, "one row per tenant and user");
+    let a_token = a_login["data"]["login"]["accessToken"]
+        .as_str()
+        .expect("A's customer's MFA session")
+        .to_string();
+    let a_devices_before = device_states(&w.owner, a.tenant_id).await;
+    let b_before = tenant_fingerprint(&w.owner, b.tenant_id).await;
+    let b_audit = tenant_count(&w.owner, "audit_log", b.tenant_id).await;
+
+    // B's customer: a password-only session cannot trust, and changes nothing anywhere.
+    let a_before = tenant_fingerprint(&w.owner, a.tenant_id).await;
+    let (_, text) = w.post_as(Some(&b_customer), TRUST_DEVICE, json!({})).await;
+    assert_eq!(
+        first_error_code(&parse_body(&text)).as_deref(),
+        Some("BAD_USER_INPUT"),
+        "{text}"
+    );
+    assert_eq!(
+        fingerprint_changes(&a_before, &tenant_fingerprint(&w.owner, a.tenant_id).await),
+        Vec::<String>::new(),
+        "B's trustDevice changed A"
+    );
+
+    // A's customer trusts the device: A's row, and no other.
+    let (status, text) = w
+        .post_as(Some(&a_token), TRUST_DEVICE, json!({ "name": "A's phone" }))
+        .await;
+    let body = parse_body(&text);
+    assert_eq!(status, 200, "{body:#}");
+    assert!(errors(&body).is_empty(), "{body:#}");
+    assert_eq!(uuid_at(&body, "/data/trustDevice/id"), Some(a_device), "{body:#}");
+    assert_eq!(
+        uuid_at(&body, "/data/trustDevice/userId"),
+        Some(a.user("customer")),
+        "{body:#}"
+    );
+    assert!(b_ids_in(&body, &w.b_universe().await).is_empty(), "{body:#}");
+    let mut expected = a_devices_before.clone();
+    expected.insert(a_device, true);
+    assert_eq!(
+        device_states(&w.owner, a.tenant_id).await,
+        expected,
+        "trustDevice trusted exactly the caller's device in A"
+    );
+    let changed = fingerprint_changes(&b_before, &tenant_fingerprint(&w.owner, b.tenant_id).await);
+    assert!(changed.is_empty(), "trustDevice in A changed B's {changed:?}");
+    assert_eq!(tenant_count(&w.owner, "audit_log", b.tenant_id).await, b_audit);
+    assert_eq!(
+        sql::scalar(
+            &w.owner,
+            &format!("select is_trusted::text from trusted_devices where device_id = '{b_device}'"),
+        )
+        .await
+        .as_deref(),
+        Some("false"),
+        "B's device with the same fingerprint is not trusted"
+    );
     probe.finish(&DEVICE_MUTATION_CASES);
+}
+
+const LOGIN_WITH_DEVICE: &str =
+    "mutation($input: LoginInput!) { login(input: $input) { accessToken deviceId mfaRequired user { id } } }";
+const TRUST_DEVICE: &str =
+    "mutation($name: String) { trustDevice(name: $name) { id userId deviceFingerprint isTrusted } }";
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// Signs `username` of `tenant` in, enrols TOTP and confirms it with the current code;
+/// returns the (pre-MFA, still live) token and the secret.
+async fn enable_totp(w: &World, tenant: &str, username: &str) -> (String, String) {
+    let token = w.fx.login(&w.gw, tenant, username).await;
+    let data =
+        w.gw.data(Some(&token), "mutation { enrollTotp { secret } }", json!({}))
+            .await;
+    let secret = data["enrollTotp"]["secret"]
+        .as_str()
+        .expect("enrolment secret")
+        .to_string();
+    let code = api::auth::mfa::code_at(&secret, unix_now()).expect("a TOTP code");
+    let data =
+        w.gw.data(
+            Some(&token),
+            "mutation($c: String!) { confirmTotp(code: $c) }",
+            json!({ "c": code }),
+        )
+        .await;
+    assert_eq!(data["confirmTotp"], true);
+    (token, secret)
+}
+
+/// (device_id, is_trusted) of every trusted_devices row of a tenant, as the owner.
+async fn device_states(owner: &DatabaseConnection, tenant: Uuid) -> BTreeMap<Uuid, bool> {
+    let trusted = walk_ids(
+        owner,
+        &format!("select device_id as id from trusted_devices where tenant_id = '{tenant}' and is_trusted"),
+    )
+    .await;
+    tenant_ids(owner, "trusted_devices", tenant)
+        .await
+        .into_iter()
+        .map(|id| (id, trusted.contains(&id)))
+        .collect()
 }
 
 /// A successful sign-in to A writes nothing in B.
@@ -1993,4 +2161,432 @@ async fn mfa_mutations_act_on_the_caller_in_tenant_a_only() {
     assert_eq!(tenant_count(&w.owner, "audit_log", b.tenant_id).await, b_audit);
     let expected: BTreeSet<&str> = MFA_MUTATION_CASES.into_iter().collect();
     assert_eq!(exercised, expected, "every MFA mutation case was exercised");
+}
+
+// ---------------------------------------------------------------------------------------
+// Account mutations
+// ---------------------------------------------------------------------------------------
+
+const REQUEST_RESET: &str =
+    "mutation($tenant: String!, $email: String!) { requestPasswordReset(tenant: $tenant, email: $email) }";
+const RESET: &str = "mutation($token: String!, $password: String!) { resetPassword(input: \
+    {token: $token, newPassword: $password}) }";
+const CHANGE_PASSWORD: &str = "mutation($current: String!, $new: String!) { changePassword(input: \
+    {currentPassword: $current, newPassword: $new}) { endedSessions } }";
+const REQUEST_VERIFICATION: &str = "mutation { requestEmailVerification }";
+const VERIFY_EMAIL: &str = "mutation($token: String!) { verifyEmail(token: $token) }";
+const REGISTER: &str = "mutation($tenant: String!, $username: String!, $email: String!, $password: String!) { \
+    register(input: {tenant: $tenant, username: $username, email: $email, password: $password}) }";
+
+/// The account token in the newest message with `subject` to `user`, decrypted from the
+/// outbox (`<32 hex>.<43 base64url>`).
+async fn token_mailed_to(owner: &DatabaseConnection, user: Uuid, subject: &str) -> String {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let row = owner
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "select notification_id, body from notification_outbox where user_id = $1 and subject = $2 \
+              order by created_at desc, notification_id desc limit 1",
+            [user.into(), subject.into()],
+        ))
+        .await
+        .expect("outbox")
+        .unwrap_or_else(|| panic!("no {subject:?} message to {user}"));
+    let id: Uuid = row.try_get("", "notification_id").expect("id");
+    let body: String = row.try_get("", "body").expect("body");
+    let plain = api::auth::crypto::KeyRing::new(TEST_DATA_KEY, &[])
+        .expect("test data key")
+        .decrypt(&body, id.as_bytes())
+        .expect("the message decrypts");
+    let plain = String::from_utf8(plain).expect("utf-8");
+    plain
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'))
+        .find(|w| w.len() == 76 && w.as_bytes()[32] == b'.' && w[..32].bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no token in the message: {plain}"))
+        .to_string()
+}
+
+/// `token` with its tenant part replaced by `tenant`'s id.
+fn token_for_tenant(token: &str, tenant: Uuid) -> String {
+    format!("{}.{}", tenant.simple(), random_part(token))
+}
+
+async fn password_hash(owner: &DatabaseConnection, user: Uuid) -> Option<String> {
+    sql::scalar(
+        owner,
+        &format!("select password_hash from users where user_id = '{user}'"),
+    )
+    .await
+}
+
+impl MutationProbe<'_> {
+    /// An anonymous mutation that answers success whatever it is given (no enumeration):
+    /// with B's data it must answer exactly like with data that exists nowhere, and
+    /// change nothing in A or B.
+    async fn quiet(&mut self, name: &'static str, case: &str, query: &str, foreign: Value, missing: Value) {
+        self.exercised.insert(name);
+        let what = format!("{name} ({case})");
+        let before = self.state().await;
+        let (s_missing, missing) = self.w.post_as(None, query, missing).await;
+        let (s_foreign, foreign) = self.w.post_as(None, query, foreign).await;
+        let after = self.state().await;
+        if (s_foreign, &foreign) != (s_missing, &missing) {
+            self.findings.push(format!(
+                "{what}: B's data answers {s_foreign} {foreign}; missing data {s_missing} {missing}"
+            ));
+        }
+        self.leaks(&what, &foreign);
+        for (tenant, b, a) in [("B", &before.b, &after.b), ("A", &before.a, &after.a)] {
+            let changed = fingerprint_changes(b, a);
+            if !changed.is_empty() {
+                self.findings
+                    .push(format!("{what}: changed {tenant}'s {changed:?}"));
+            }
+        }
+        if (after.a_audit, after.b_audit) != (before.a_audit, before.b_audit) {
+            self.findings.push(format!("{what}: wrote audit rows"));
+        }
+    }
+
+    /// Runs `query` (as `token`, or anonymously) expecting success; B must not change.
+    async fn in_a_only(
+        &mut self,
+        name: &'static str,
+        case: &str,
+        token: Option<&str>,
+        query: &str,
+        vars: Value,
+    ) -> Value {
+        self.exercised.insert(name);
+        let what = format!("{name} ({case})");
+        let before = self.state().await;
+        let (status, text) = self.w.post_as(token, query, vars).await;
+        let after = self.state().await;
+        let body = parse_body(&text);
+        if status != 200 || !errors(&body).is_empty() {
+            self.findings
+                .push(format!("{what}: should succeed: {status} {text}"));
+        }
+        self.leaks(&what, &text);
+        let changed = fingerprint_changes(&before.b, &after.b);
+        if !changed.is_empty() {
+            self.findings.push(format!("{what}: changed B's {changed:?}"));
+        }
+        if after.b_audit != before.b_audit {
+            self.findings.push(format!("{what}: wrote audit rows in B"));
+        }
+        body["data"][name].clone()
+    }
+}
+
+/// The account mutations name no row id: a tenant slug and an email, a token, or the
+/// caller. From tenant A none of them may read, change or message anything of tenant B,
+/// even with B's addresses, B's tokens (re-prefixed with A's tenant id), or A's tokens
+/// re-prefixed with B's.
+#[tokio::test]
+async fn account_mutations_act_in_the_callers_tenant_only() {
+    let w = world().await;
+    let (a, b) = (&w.fx.a, &w.fx.b);
+    let password = support::fixture::PASSWORD;
+    let new_password = "quartz lantern meadow 8841 violet";
+    // A user only B has, and A open to self-registration (B is not).
+    let b_only =
+        w.gw.data(
+            Some(&w.b_token),
+            CREATE_USER,
+            json!({ "input": { "username": "bonly", "email": "bonly@globex.example",
+                               "password": B_ONLY_PASSWORD, "role": "CUSTOMER" } }),
+        )
+        .await;
+    let b_only = uuid_at(&b_only, "/createUser/id").expect("B's user id");
+    sql::exec(
+        &w.owner,
+        &format!(
+            "update tenants set settings = settings || '{{\"self_registration\": true}}'::jsonb \
+              where tenant_id = '{}'",
+            a.tenant_id
+        ),
+    )
+    .await;
+    // B's customer and customer2 are signed in; B's customer has a reset link pending.
+    let b_customer = support::sessions::sign_in(&w.gw, B, "customer", password).await;
+    let b_customer2 = support::sessions::sign_in(&w.gw, B, "customer2", password).await;
+    let (_, text) = w
+        .post_as(
+            None,
+            REQUEST_RESET,
+            json!({ "tenant": B, "email": "customer@globex.example" }),
+        )
+        .await;
+    assert_eq!(parse_body(&text)["data"]["requestPasswordReset"], true, "{text}");
+    let b_reset = token_mailed_to(&w.owner, b.user("customer"), "Reset your password").await;
+    let b_hashes = [
+        password_hash(&w.owner, b.user("customer")).await,
+        password_hash(&w.owner, b.user("customer2")).await,
+        password_hash(&w.owner, b_only).await,
+    ];
+
+    let mut probe = MutationProbe::new(&w).await;
+
+    // requestPasswordReset in A with B's addresses: like an address that exists nowhere,
+    // nothing sent anywhere. And A's address asked in B: the same.
+    for (tenant, email) in [
+        (A, "bonly@globex.example"),
+        (A, "customer@globex.example"),
+        (A, "BONLY@GLOBEX.EXAMPLE"),
+        (B, "customer@acme.example"),
+    ] {
+        probe
+            .quiet(
+                "requestPasswordReset",
+                &format!("{tenant} + {email}"),
+                REQUEST_RESET,
+                json!({ "tenant": tenant, "email": email }),
+                json!({ "tenant": tenant, "email": format!("nobody-{}@globex.example", random().simple()) }),
+            )
+            .await;
+    }
+    // A's own address: one message, in A.
+    let data = probe
+        .in_a_only(
+            "requestPasswordReset",
+            "A's customer",
+            None,
+            REQUEST_RESET,
+            json!({ "tenant": A, "email": "customer@acme.example" }),
+        )
+        .await;
+    assert_eq!(data, true);
+    let a_reset = token_mailed_to(&w.owner, a.user("customer"), "Reset your password").await;
+    assert!(
+        a_reset.starts_with(&a.tenant_id.simple().to_string()),
+        "{a_reset}"
+    );
+
+    // resetPassword with tokens moved across tenants: like a token that was never issued.
+    for (case, forged, missing) in [
+        (
+            "A's reset token under B's tenant id",
+            token_for_tenant(&a_reset, b.tenant_id),
+            format!(
+                "{}.{}",
+                b.tenant_id.simple(),
+                support::sessions::random_token_part()
+            ),
+        ),
+        (
+            "B's reset token under A's tenant id",
+            token_for_tenant(&b_reset, a.tenant_id),
+            format!(
+                "{}.{}",
+                a.tenant_id.simple(),
+                support::sessions::random_token_part()
+            ),
+        ),
+    ] {
+        let mut case = LikeMissing::new(
+            "resetPassword",
+            case,
+            RESET,
+            json!({ "token": forged, "password": new_password }),
+            json!({ "token": missing, "password": new_password }),
+            "BAD_USER_INPUT",
+        );
+        case.anonymous = true;
+        probe.like_missing(case).await;
+    }
+    // A's own token resets A's customer only.
+    let data = probe
+        .in_a_only(
+            "resetPassword",
+            "A's token",
+            None,
+            RESET,
+            json!({ "token": a_reset, "password": new_password }),
+        )
+        .await;
+    assert_eq!(data, true);
+    support::sessions::sign_in(&w.gw, A, "customer", new_password).await;
+    support::sessions::assert_session_live(&w.gw, &b_customer.access, b.user("customer"), "B's customer")
+        .await;
+    // B's token still works in B, for B's customer (not reached by anything above).
+    let (_, text) = w
+        .post_as(
+            None,
+            RESET,
+            json!({ "token": b_reset, "password": "b side passphrase 4471 osprey" }),
+        )
+        .await;
+    assert_eq!(parse_body(&text)["data"]["resetPassword"], true, "{text}");
+    support::sessions::sign_in(&w.gw, B, "customer", "b side passphrase 4471 osprey").await;
+    support::sessions::sign_in(&w.gw, A, "customer", new_password).await;
+
+    // changePassword by A's customer2: B's customer2 (same username, same old password)
+    // keeps its hash and session. A wrong current password (B's customer2's password is
+    // no longer A's) counts in A only.
+    let a_customer2 = support::sessions::sign_in(&w.gw, A, "customer2", password).await;
+    let data = probe
+        .in_a_only(
+            "changePassword",
+            "A's customer2",
+            Some(&a_customer2.access),
+            CHANGE_PASSWORD,
+            json!({ "current": password, "new": new_password }),
+        )
+        .await;
+    assert_eq!(data["endedSessions"], 0, "{data}");
+    let before = probe.state().await;
+    let (_, text) = w
+        .post_as(
+            Some(&a_customer2.access),
+            CHANGE_PASSWORD,
+            json!({ "current": password, "new": "another passphrase 9034 plover" }),
+        )
+        .await;
+    assert_eq!(
+        first_error_code(&parse_body(&text)).as_deref(),
+        Some("BAD_USER_INPUT"),
+        "{text}"
+    );
+    let after = probe.state().await;
+    assert_eq!(
+        fingerprint_changes(&before.b, &after.b),
+        Vec::<String>::new(),
+        "a failed check in A changed B"
+    );
+    assert_eq!(
+        sql::count(
+            &w.owner,
+            &format!(
+                "select failed_login_attempts from users where user_id = '{}'",
+                b.user("customer2")
+            )
+        )
+        .await,
+        0
+    );
+    support::sessions::assert_session_live(&w.gw, &b_customer2.access, b.user("customer2"), "B's customer2")
+        .await;
+    support::sessions::sign_in(&w.gw, B, "customer2", password).await;
+
+    // requestEmailVerification by A's customer2: a message in A only.
+    let data = probe
+        .in_a_only(
+            "requestEmailVerification",
+            "A's customer2",
+            Some(&a_customer2.access),
+            REQUEST_VERIFICATION,
+            json!({}),
+        )
+        .await;
+    assert_eq!(data, true);
+    let a_verify = token_mailed_to(&w.owner, a.user("customer2"), "Confirm your email address").await;
+    // verifyEmail with A's token under B's tenant id: like a token never issued.
+    let mut case = LikeMissing::new(
+        "verifyEmail",
+        "A's verification token under B's tenant id",
+        VERIFY_EMAIL,
+        json!({ "token": token_for_tenant(&a_verify, b.tenant_id) }),
+        json!({ "token": format!("{}.{}", b.tenant_id.simple(), support::sessions::random_token_part()) }),
+        "BAD_USER_INPUT",
+    );
+    case.anonymous = true;
+    probe.like_missing(case).await;
+    let data = probe
+        .in_a_only(
+            "verifyEmail",
+            "A's token",
+            None,
+            VERIFY_EMAIL,
+            json!({ "token": a_verify }),
+        )
+        .await;
+    assert_eq!(data, true);
+    let verified = |user: Uuid| {
+        let owner = &w.owner;
+        async move {
+            sql::scalar(
+                owner,
+                &format!("select is_verified::text from users where user_id = '{user}'"),
+            )
+            .await
+            .expect("is_verified")
+        }
+    };
+    assert_eq!(verified(a.user("customer2")).await, "true");
+    assert_eq!(
+        verified(b.user("customer2")).await,
+        "false",
+        "B's customer2 is not verified"
+    );
+
+    // register in B (closed) answers like an unknown tenant and creates nothing.
+    let mut case = LikeMissing::new(
+        "register",
+        "B, which is closed",
+        REGISTER,
+        json!({ "tenant": B, "username": "newcomer", "email": "newcomer@example.org", "password": new_password }),
+        json!({ "tenant": "no-such-tenant", "username": "newcomer", "email": "newcomer@example.org",
+                "password": new_password }),
+        "FORBIDDEN",
+    );
+    case.anonymous = true;
+    probe.like_missing(case).await;
+    // register in A with B's user's username and email, and with B's customer's email:
+    // new users of A, nothing of B touched, no notice to B's address owners.
+    for (username, email) in [
+        ("bonly", "bonly@globex.example"),
+        ("gcustomer", "customer@globex.example"),
+    ] {
+        let data = probe
+            .in_a_only(
+                "register",
+                &format!("A with B's {email}"),
+                None,
+                REGISTER,
+                json!({ "tenant": A, "username": username, "email": email, "password": new_password }),
+            )
+            .await;
+        assert_eq!(data, true);
+        let in_a = walk_ids(
+            &w.owner,
+            &format!(
+                "select user_id as id from users where tenant_id = '{}' and lower(email) = '{email}'",
+                a.tenant_id
+            ),
+        )
+        .await;
+        assert_eq!(in_a.len(), 1, "{email}: a new user of A");
+        let in_b = walk_ids(
+            &w.owner,
+            &format!(
+                "select user_id as id from users where tenant_id = '{}' and lower(email) = '{email}'",
+                b.tenant_id
+            ),
+        )
+        .await;
+        assert_eq!(in_b.len(), 1, "{email}: B still has exactly its own");
+        assert!(!in_a.contains(&in_b[0]));
+    }
+    // register in A with A's own customer's address: no user, a notice in A only.
+    let data = probe
+        .in_a_only(
+            "register",
+            "A with A's customer's address",
+            None,
+            REGISTER,
+            json!({ "tenant": A, "username": "impostor", "email": "customer@acme.example", "password": new_password }),
+        )
+        .await;
+    assert_eq!(data, true);
+    assert_eq!(
+        sql::count(&w.owner, "select count(*) from users where username = 'impostor'").await,
+        0
+    );
+
+    // B's passwords are untouched (B's customer was reset in B, by B's own token).
+    assert_eq!(password_hash(&w.owner, b.user("customer2")).await, b_hashes[1]);
+    assert_eq!(password_hash(&w.owner, b_only).await, b_hashes[2]);
+    assert_ne!(password_hash(&w.owner, b.user("customer")).await, b_hashes[0]);
+    probe.finish(&ACCOUNT_MUTATION_CASES);
 }
