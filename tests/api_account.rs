@@ -1245,14 +1245,11 @@ async fn at_most_three_reset_links_are_outstanding_per_user() {
     );
 }
 
-/// BUG (api/src/auth/account_tokens.rs `issue`): the cap of three outstanding links is
-/// checked by a `count(*)` inside `insert ... select`, which under READ COMMITTED sees only
-/// committed rows: requests that run at the same time each count fewer than three and all
-/// insert, so a burst of requests sends more than three links (the cap exists so the
-/// endpoint "cannot be used to flood someone's mailbox"). To make the race deterministic,
-/// the owner holds a SHARE lock on account_tokens while the requests gather at their
-/// INSERT, then lets them all go at once (without the lock the race shows in about two
-/// runs out of three with 20 requests).
+/// The cap of three outstanding links holds under concurrency: a `count(*)` under READ
+/// COMMITTED sees only committed rows, so without serialising per user, requests running
+/// together each count fewer than three and all insert (this test failed that way before
+/// `issue` locked the user's row). To make the race deterministic, the owner holds a SHARE
+/// lock on account_tokens while the requests gather, then lets them all go at once.
 #[tokio::test]
 async fn concurrent_reset_requests_still_send_at_most_three_links() {
     use sea_orm::TransactionTrait;
@@ -1275,9 +1272,12 @@ async fn concurrent_reset_requests_still_send_at_most_three_links() {
         let mut waiting = 0;
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            // Requests wait on the owner's table lock or, queued behind the first one, on
+            // the user's row: either way they are all in flight together.
             let now = sql::count(
                 &w.owner,
-                "select count(*) from pg_locks where relation = 'account_tokens'::regclass and not granted",
+                "select count(*) from pg_stat_activity \
+                  where datname = current_database() and wait_event_type = 'Lock'",
             )
             .await;
             if now >= N || (now > 0 && now == waiting) {
@@ -1292,7 +1292,7 @@ async fn concurrent_reset_requests_still_send_at_most_three_links() {
     let (answers, waiting) = futures::join!(requests, release);
     assert!(
         waiting >= 4,
-        "only {waiting} requests met at the INSERT: the setup proves nothing"
+        "only {waiting} requests were in flight together: the setup proves nothing"
     );
     for (status, body) in answers {
         assert_eq!(status, 200, "{body:#}");
@@ -1307,7 +1307,7 @@ async fn concurrent_reset_requests_still_send_at_most_three_links() {
         .await;
     assert!(
         sent <= 3 && live <= 3,
-        "BUG: {N} concurrent requests ({waiting} of them at the INSERT together) sent {sent} messages \
+        "{N} concurrent requests ({waiting} of them in flight together) sent {sent} messages \
          and left {live} live tokens; at most 3 of each are allowed"
     );
 }
@@ -1597,10 +1597,9 @@ async fn an_email_verification_token_verifies_once() {
 
 const UPDATE_EMAIL: &str = "mutation($id: UUID!, $email: String!) { updateUserProfile(id: $id, input: {email: $email}) { id email isVerified } }";
 
-/// BUG (api/src/auth/account.rs `verify_email`): a verification token is not bound to the
-/// address it was sent to. A user asks for a link to their current address, changes the
-/// email to an address they do not control (the change makes the account unverified),
-/// then uses the old link: the new, never-proven address is marked verified.
+/// A verification link is bound to the address it was sent to: a user who asks for a link,
+/// then changes the email to an address they do not control, cannot use the old link to
+/// mark the new, never-proven address verified (an email change revokes every link).
 #[tokio::test]
 async fn a_verification_link_does_not_verify_an_address_it_was_not_sent_to() {
     let w = world().await;
@@ -1626,15 +1625,14 @@ async fn a_verification_link_does_not_verify_an_address_it_was_not_sent_to() {
     let me = w.gw.data(Some(&token), ME, json!({})).await;
     assert_eq!(
         me["me"]["isVerified"], false,
-        "BUG: the link sent to customer2@acme.example verified not.mine@bank-victim.example \
+        "the link sent to customer2@acme.example verified not.mine@bank-victim.example \
          (verifyEmail answered {body})"
     );
 }
 
-/// BUG (api/src/auth/account.rs `reset_password`): a reset marks the account's CURRENT
-/// address verified ("the link reached the mailbox"), but the link went to the address
-/// the account had when it was requested. After an email change, a link sent to the old
-/// address still resets the password and verifies the new address, which never saw it.
+/// A reset marks the account's address verified ("the link reached the mailbox"), so a
+/// link mailed to a former address must not work after an email change: it would verify
+/// the new address, which never saw it.
 #[tokio::test]
 async fn a_reset_link_sent_to_a_former_address_does_not_verify_the_new_one() {
     let w = world().await;
@@ -1658,7 +1656,7 @@ async fn a_reset_link_sent_to_a_former_address_does_not_verify_the_new_one() {
         .await;
     assert!(
         !w.is_verified(user).await,
-        "BUG: a reset link mailed to customer2@acme.example marked not.mine@bank-victim.example \
+        "a reset link mailed to customer2@acme.example marked not.mine@bank-victim.example \
          verified (resetPassword answered {body})"
     );
 }
@@ -1854,13 +1852,10 @@ async fn registering_an_address_already_used_creates_nobody_and_tells_its_owner(
     .await;
 }
 
-/// BUG (api/src/auth/account.rs `register`, with api/src/auth/login.rs `find_user`): an
-/// anonymous newcomer may register a USERNAME equal to an existing user's EMAIL. Login
-/// accepts "username or email" and prefers a username match, so from then on the victim's
-/// sign-in by email is checked against the newcomer's account: the victim is refused,
-/// and their failed attempts (IP, user agent) are recorded as the newcomer's own security
-/// events, which the newcomer can read. Registration must refuse such a username (or
-/// login must not let a username shadow another user's email).
+/// A newcomer cannot register a USERNAME equal to an existing user's EMAIL. Login accepts
+/// "username or email" and prefers a username match, so such a username would capture the
+/// victim's sign-in by email (and record the victim's failures as the newcomer's events).
+/// Usernames may not contain '@'.
 #[tokio::test]
 async fn registering_a_username_equal_to_anothers_email_does_not_capture_their_sign_in() {
     let w = world().await;
@@ -1892,7 +1887,7 @@ async fn registering_a_username_equal_to_anothers_email_does_not_capture_their_s
     assert_eq!(
         uuid_at(&body, "/data/login/user/id"),
         Some(victim),
-        "BUG: after a newcomer registered the username \"customer2@acme.example\" ({created} such \
+        "after a newcomer registered the username \"customer2@acme.example\" ({created} such \
          user created; register answered {text}), the victim's sign-in by email no longer reaches \
          the victim: {body:#}"
     );

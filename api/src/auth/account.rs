@@ -523,6 +523,29 @@ pub async fn verify_email(
     Ok(())
 }
 
+const REGISTRATION_NOTICE: &str = "Someone tried to register with your address";
+
+/// Whether the user was sent a message with `subject` in the last day (the user's row is
+/// locked first, so concurrent callers see each other's message).
+async fn told_recently<C: ConnectionTrait>(txn: &C, user_id: Uuid, subject: &str) -> Result<bool, DbErr> {
+    use sea_orm::{DbBackend, Statement};
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "select 1 from users where user_id = $1 for update",
+        [user_id.into()],
+    ))
+    .await?;
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "select exists (select 1 from notification_outbox \
+                             where user_id = $1 and subject = $2 and created_at > now() - interval '1 day') as told",
+            [user_id.into(), subject.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<bool>("", "told")).transpose()?.unwrap_or(false))
+}
+
 /// What a newcomer gives to register.
 pub struct Registration<'a> {
     pub tenant: &'a str,
@@ -566,15 +589,19 @@ pub async fn register(
         .one(&txn)
         .await?;
     if let Some(existing) = taken {
-        tell(
-            &txn,
-            settings.data_keys,
-            &existing,
-            "Someone tried to register with your address",
-            "Someone tried to open an account with this email address, which already has one.\n\
-             If it was you, sign in or reset your password instead.",
-        )
-        .await?;
+        // At most one notice a day, so registering someone's address over and over
+        // cannot flood their mailbox.
+        if !told_recently(&txn, existing.user_id, REGISTRATION_NOTICE).await? {
+            tell(
+                &txn,
+                settings.data_keys,
+                &existing,
+                REGISTRATION_NOTICE,
+                "Someone tried to open an account with this email address, which already has one.\n\
+                 If it was you, sign in or reset your password instead.",
+            )
+            .await?;
+        }
         txn.commit().await?;
         return Ok(());
     }

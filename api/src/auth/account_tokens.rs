@@ -42,6 +42,13 @@ pub async fn issue<C: ConnectionTrait>(
     ttl_secs: u64,
 ) -> Result<Option<(String, DateTime<Utc>)>, DbErr> {
     let token = tokens::new_tenant_token(tenant_id);
+    // Concurrent requests for one user queue here, so the count below is exact.
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "select 1 from users where user_id = $1 for update",
+        [user_id.into()],
+    ))
+    .await?;
     let row = txn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -108,6 +115,19 @@ pub async fn spend<C: ConnectionTrait>(
     ))
     .await?;
     Ok(Some(user_id))
+}
+
+/// Ends every outstanding token of the user (its email address changed: the links went
+/// to the old one).
+pub async fn revoke_all<C: ConnectionTrait>(txn: &C, user_id: Uuid) -> Result<u64, DbErr> {
+    let result = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "update account_tokens set used_at = now() where user_id = $1 and used_at is null",
+            [user_id.into()],
+        ))
+        .await?;
+    Ok(result.rows_affected())
 }
 
 /// The tenant a token names, if it has the shape of one of ours.

@@ -72,6 +72,11 @@ fn validate_identity(user: &NewUser) -> Result<(), DomainError> {
             "username must not contain spaces or control characters".into(),
         ));
     }
+    // Sign-in accepts a username or an email: a username shaped like an email could
+    // capture someone else's sign-in by address.
+    if username.contains('@') {
+        return Err(DomainError::Invalid("username must not contain '@'".into()));
+    }
     check_email(&user.email)?;
     check_text("first name", &user.first_name, 100)?;
     check_text("last name", &user.last_name, 100)?;
@@ -236,10 +241,16 @@ pub async fn update_profile<C: ConnectionTrait>(
     if let Some(v) = change.phone_number {
         active.phone_number = Set(Some(v).filter(|s| !s.is_empty()));
     }
+    let email_changed = updated_email_differs(&active, &user);
     let updated = active
         .update(txn)
         .await
         .map_err(|e| clash(e, &user.username, "the new email"))?;
+    if email_changed {
+        // Links already mailed went to the old address: none may verify the new one or
+        // reset the password any more.
+        crate::auth::account_tokens::revoke_all(txn, id).await?;
+    }
     actor
         .audit(
             txn,
@@ -251,6 +262,13 @@ pub async fn update_profile<C: ConnectionTrait>(
         )
         .await?;
     Ok(updated)
+}
+
+fn updated_email_differs(active: &users::ActiveModel, before: &users::Model) -> bool {
+    match &active.email {
+        sea_orm::ActiveValue::Set(email) => !email.eq_ignore_ascii_case(&before.email),
+        _ => false,
+    }
 }
 
 /// Changes role and extra permissions (users:roles). The caller must outrank both the

@@ -49,8 +49,9 @@ impl Session {
     async fn mfa_verified_at(&self) -> Option<DateTime<Utc>> {
         self.0.mfa_verified_at
     }
-    async fn device_fingerprint(&self) -> Option<&str> {
-        self.0.device_fingerprint.as_deref()
+    /// Shown to the session's own user only (see TrustedDevice.deviceFingerprint).
+    async fn device_fingerprint(&self, ctx: &Context<'_>) -> Option<&str> {
+        own_only(ctx, self.0.user_id, self.0.device_fingerprint.as_deref())
     }
     async fn ip_address(&self) -> Option<IpAddress> {
         self.0.ip_address.map(IpAddress::from)
@@ -77,8 +78,11 @@ impl TrustedDevice {
     async fn user(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         load_user(ctx, Some(self.0.user_id)).await
     }
-    async fn device_fingerprint(&self) -> &str {
-        &self.0.device_fingerprint
+    /// Shown to the device's own user only: where a tenant lets trusted devices skip
+    /// the second factor, a fingerprint plus a password would be enough to sign in, so
+    /// staff who list devices must not learn it.
+    async fn device_fingerprint(&self, ctx: &Context<'_>) -> Option<&str> {
+        own_only(ctx, self.0.user_id, Some(self.0.device_fingerprint.as_str()))
     }
     async fn device_name(&self) -> Option<&str> {
         self.0.device_name.as_deref()
@@ -117,4 +121,10 @@ impl TrustedDevice {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+}
+
+/// `value` when the caller is `owner`, otherwise None.
+fn own_only<'a>(ctx: &Context<'_>, owner: Uuid, value: Option<&'a str>) -> Option<&'a str> {
+    let caller = super::super::context::request(ctx).principal().ok()?.user_id;
+    value.filter(|_| caller == owner)
 }
