@@ -95,6 +95,11 @@ fn fixture(table: &str, tenant: Option<Uuid>, user: Uuid) -> String {
             "insert into notification_outbox (tenant_id, user_id, recipient, subject, body) \
              values ({t}, '{user}', 'user-{tag}@example.test', 'Reset your password', 'link {tag}')"
         ),
+        // Triggers also add rows here for every event, threat and incident.
+        "feed_changes" => format!(
+            "insert into feed_changes (tenant_id, kind, entity_id, operation) \
+             values ({t}, 'threat', '{user}', 'insert')"
+        ),
         other => panic!("add an RLS fixture for table {other} (tests/rls.rs, fn fixture)"),
     }
 }

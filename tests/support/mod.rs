@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod sql;
 pub mod tokens;
 pub mod walk;
+pub mod ws;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

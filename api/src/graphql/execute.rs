@@ -48,8 +48,105 @@ impl Gateway {
         // The first gateway of the process sizes the password-hashing pool.
         crate::auth::hashing::configure(services.config.auth.hash_pool());
         let services = Arc::new(services);
-        let schema = super::build_schema(&services.config, Some(services.clone()));
+        // The live feed needs a runtime for its listener; only `ultracore schema` and unit
+        // tests build a gateway without one.
+        let feed = tokio::runtime::Handle::try_current().ok().map(|_| {
+            crate::feed::FeedHub::start(
+                services.db.clone(),
+                crate::feed::hub::HubSettings {
+                    statement_timeout_ms: services.config.database.statement_timeout_ms,
+                    ..Default::default()
+                },
+            )
+        });
+        let schema = super::build_schema(&services.config, Some(services.clone()), feed);
         Gateway { schema, services }
+    }
+
+    /// Runs an operation sent over the WebSocket: a subscription becomes a stream of
+    /// responses; anything else runs once like over HTTP.
+    pub fn execute_stream(
+        &self,
+        principal: Option<Principal>,
+        client: ClientInfo,
+        mut request: Request,
+    ) -> futures::stream::BoxStream<'static, Response> {
+        use futures::StreamExt;
+        let this = self.clone();
+        let operation_name = request.operation_name.clone();
+        let kind = request
+            .parsed_query()
+            .ok()
+            .and_then(|doc| document::operation_type(doc, operation_name.as_deref()));
+        if kind != Some(OperationType::Subscription) {
+            return futures::stream::once(async move { this.execute(principal, client, request).await })
+                .boxed();
+        }
+        futures::stream::once(async move { this.start_subscription(principal, client, request).await })
+            .flatten()
+            .boxed()
+    }
+
+    /// Checks the document and the caller once, then streams. A subscription has no
+    /// transaction of its own: the feed reads each change under its tenant's transaction.
+    async fn start_subscription(
+        &self,
+        principal: Option<Principal>,
+        client: ClientInfo,
+        mut request: Request,
+    ) -> futures::stream::BoxStream<'static, Response> {
+        use futures::StreamExt;
+        let refuse = |err: ApiError| futures::stream::once(async move { error_response(err) }).boxed();
+        if document::text_nesting(&request.query) > MAX_TEXT_NESTING {
+            return refuse(ApiError::BadUserInput(format!(
+                "the document nests deeper than {MAX_TEXT_NESTING} levels"
+            )));
+        }
+        if let Ok(doc) = request.parsed_query() {
+            let aliases = document::alias_count(doc);
+            if aliases > self.services.config.graphql.max_aliases {
+                return refuse(ApiError::BadUserInput(format!(
+                    "the document has {aliases} aliases; at most {} are allowed",
+                    self.services.config.graphql.max_aliases
+                )));
+            }
+        }
+        let Some(claimed) = principal else {
+            return refuse(ApiError::unauthenticated());
+        };
+        if claimed.password_change_only {
+            return refuse(ApiError::PasswordExpired);
+        }
+        let current = async {
+            let txn = begin_tenant_transaction(
+                &self.services.db,
+                TenantScope::user(claimed.tenant_id, claimed.user_id),
+                Access::ReadOnly,
+                self.services.config.database.statement_timeout_ms,
+            )
+            .await?;
+            let current = current_principal(&txn, &claimed).await?;
+            txn.commit().await?;
+            Ok::<_, sea_orm::DbErr>(current)
+        }
+        .await;
+        let principal = match current {
+            Ok(Some(principal)) => principal,
+            Ok(None) => return refuse(ApiError::Unauthenticated("the session has ended")),
+            Err(e) => return refuse(ApiError::internal(e)),
+        };
+        let context = RequestContext::new(Some(principal), client, None);
+        self.schema
+            .execute_stream(
+                request
+                    .data(context)
+                    .data(super::loaders::Loaders::for_subscription()),
+            )
+            .map(|mut response| {
+                ensure_error_codes(&mut response);
+                response
+            })
+            .boxed()
     }
 
     /// Verifies a bearer token. No token: anonymous (only login and public fields work).

@@ -27,6 +27,13 @@ fn no_transaction() -> LoadError {
     ApiError::unauthenticated().into()
 }
 
+/// Subscriptions deliver rows without a transaction per subscriber (that would cost one
+/// per subscriber per event): related rows are fetched with a query by id instead.
+fn not_in_subscriptions() -> LoadError {
+    ApiError::BadUserInput("related rows cannot be selected in a subscription; query the entity by id".into())
+        .into()
+}
+
 fn db_error(e: sea_orm::DbErr) -> LoadError {
     ApiError::from(e).into()
 }
@@ -34,6 +41,7 @@ fn db_error(e: sea_orm::DbErr) -> LoadError {
 /// Rows of one table by primary key.
 pub struct ByIdLoader<E> {
     txn: Option<Arc<DatabaseTransaction>>,
+    missing: fn() -> LoadError,
     _entity: PhantomData<E>,
 }
 
@@ -52,7 +60,7 @@ where
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, E::Model>, LoadError> {
-        let txn = self.txn.as_ref().ok_or_else(no_transaction)?;
+        let txn = self.txn.as_ref().ok_or_else(self.missing)?;
         let rows = E::find()
             .filter(E::id_column().is_in(keys.iter().copied()))
             .all(txn.as_ref())
@@ -182,6 +190,7 @@ impl UserOwned for audit_log::Entity {
 /// keyset query once per user inside PostgreSQL, each on the (tenant, user, key) index.
 pub struct UserPageLoader<E> {
     txn: Option<Arc<DatabaseTransaction>>,
+    missing: fn() -> LoadError,
     _entity: PhantomData<E>,
 }
 
@@ -194,7 +203,7 @@ where
     type Error = LoadError;
 
     async fn load(&self, keys: &[UserPageKey]) -> Result<HashMap<UserPageKey, Vec<E::Model>>, LoadError> {
-        let txn = self.txn.as_ref().ok_or_else(no_transaction)?;
+        let txn = self.txn.as_ref().ok_or_else(self.missing)?;
         // Keys asking for the same page shape share one statement.
         let mut by_args: HashMap<&PageArgs, Vec<Uuid>> = HashMap::new();
         for key in keys {
@@ -270,6 +279,7 @@ pub struct ListCountKey {
 /// `totalCount` of per-user lists, for all users of a page in one grouped COUNT.
 pub struct ListCountLoader {
     txn: Option<Arc<DatabaseTransaction>>,
+    missing: fn() -> LoadError,
 }
 
 impl Loader<ListCountKey> for ListCountLoader {
@@ -277,7 +287,7 @@ impl Loader<ListCountKey> for ListCountLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[ListCountKey]) -> Result<HashMap<ListCountKey, i64>, LoadError> {
-        let txn = self.txn.as_ref().ok_or_else(no_transaction)?;
+        let txn = self.txn.as_ref().ok_or_else(self.missing)?;
         let mut by_list: HashMap<UserList, Vec<Uuid>> = HashMap::new();
         for key in keys {
             by_list.entry(key.list).or_default().push(key.user_id);
@@ -332,35 +342,52 @@ pub struct Loaders {
 
 impl Loaders {
     pub fn new(txn: Option<Arc<DatabaseTransaction>>) -> Loaders {
-        fn by_id<E>(txn: &Option<Arc<DatabaseTransaction>>) -> Batcher<Uuid, ByIdLoader<E>>
+        Loaders::build(txn, no_transaction)
+    }
+
+    /// Loaders of a subscription: none can load (see [`not_in_subscriptions`]).
+    pub fn for_subscription() -> Loaders {
+        Loaders::build(None, not_in_subscriptions)
+    }
+
+    fn build(txn: Option<Arc<DatabaseTransaction>>, missing: fn() -> LoadError) -> Loaders {
+        fn by_id<E>(
+            txn: &Option<Arc<DatabaseTransaction>>,
+            missing: fn() -> LoadError,
+        ) -> Batcher<Uuid, ByIdLoader<E>>
         where
             E: LoadById + Send + Sync + 'static,
             E::Model: Send + Sync + Clone + 'static,
         {
             Batcher::new(ByIdLoader {
                 txn: txn.clone(),
+                missing,
                 _entity: PhantomData,
             })
         }
-        fn pages<E>(txn: &Option<Arc<DatabaseTransaction>>) -> Batcher<UserPageKey, UserPageLoader<E>>
+        fn pages<E>(
+            txn: &Option<Arc<DatabaseTransaction>>,
+            missing: fn() -> LoadError,
+        ) -> Batcher<UserPageKey, UserPageLoader<E>>
         where
             E: UserOwned + Send + Sync + 'static,
             E::Model: FromQueryResult + Send + Sync + Clone + 'static,
         {
             Batcher::new(UserPageLoader {
                 txn: txn.clone(),
+                missing,
                 _entity: PhantomData,
             })
         }
         Loaders {
-            users: by_id(&txn),
-            threats: by_id(&txn),
-            events: by_id(&txn),
-            user_events: pages(&txn),
-            user_sessions: pages(&txn),
-            user_devices: pages(&txn),
-            user_audit: pages(&txn),
-            list_counts: Batcher::new(ListCountLoader { txn }),
+            users: by_id(&txn, missing),
+            threats: by_id(&txn, missing),
+            events: by_id(&txn, missing),
+            user_events: pages(&txn, missing),
+            user_sessions: pages(&txn, missing),
+            user_devices: pages(&txn, missing),
+            user_audit: pages(&txn, missing),
+            list_counts: Batcher::new(ListCountLoader { txn, missing }),
         }
     }
 }

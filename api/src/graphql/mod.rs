@@ -15,25 +15,30 @@ pub mod mutation;
 pub mod pagination;
 pub mod query;
 pub mod scalars;
+pub mod subscription;
 pub mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 
 use crate::config::Config;
 pub use execute::{Gateway, Services};
 
-pub type GatewaySchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+pub type GatewaySchema = Schema<query::QueryRoot, mutation::MutationRoot, subscription::SubscriptionRoot>;
 
 /// Builds the schema with the limits of `config` (OWASP GraphQL cheat sheet): depth,
 /// complexity, and introspection and suggestions off unless enabled.
-pub fn build_schema(config: &Config, services: Option<Arc<Services>>) -> GatewaySchema {
+pub fn build_schema(
+    config: &Config,
+    services: Option<Arc<Services>>,
+    feed: Option<crate::feed::FeedHub>,
+) -> GatewaySchema {
     let limits = &config.graphql;
     let mut builder = Schema::build(
         query::QueryRoot::default(),
         mutation::MutationRoot::default(),
-        EmptySubscription,
+        subscription::SubscriptionRoot,
     )
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
@@ -48,10 +53,13 @@ pub fn build_schema(config: &Config, services: Option<Arc<Services>>) -> Gateway
     if let Some(services) = services {
         builder = builder.data(services);
     }
+    if let Some(feed) = feed {
+        builder = builder.data(feed);
+    }
     builder.finish()
 }
 
 /// The SDL that `ultracore schema` prints (introspection settings do not change it).
 pub fn sdl() -> String {
-    build_schema(&Config::default(), None).sdl()
+    build_schema(&Config::default(), None, None).sdl()
 }

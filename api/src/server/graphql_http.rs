@@ -12,7 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response as HttpResponse};
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::BoxStream;
 
 use crate::auth::permissions::Principal;
 use crate::graphql::Gateway;
@@ -167,8 +167,8 @@ impl Executor for ConnectionExecutor {
     }
 
     fn execute_stream(&self, request: Request, _session: Option<Arc<Data>>) -> BoxStream<'static, Response> {
-        let this = self.clone();
-        stream::once(async move { this.execute(request).await }).boxed()
+        let principal = self.principal.get().cloned().flatten();
+        self.gateway.execute_stream(principal, self.client.clone(), request)
     }
 }
 
