@@ -42,7 +42,7 @@ const TABLES_BEFORE_0011: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 14] = [
+const MIGRATIONS: [&str; 15] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -57,7 +57,41 @@ const MIGRATIONS: [&str; 14] = [
     "0012_device_trust",
     "0013_notification_retry",
     "0014_login_throttle",
+    "0015_intel_matching",
 ];
+
+/// How many migrations there are: "all applied".
+const ALL: usize = MIGRATIONS.len();
+
+/// What 0015 creates besides canonical values: the functions matching and the trigger use.
+const INTEL_MATCHING_FUNCTIONS: [&str; 4] = [
+    "ultracore_intel_canonical",
+    "ultracore_intel_canonical_ip",
+    "ultracore_intel_canonical_value",
+    "ultracore_intel_ip_supernets",
+];
+
+/// Whether 0015 is applied (its functions and trigger all exist) or rolled back (none).
+async fn assert_intel_matching(owner: &DatabaseConnection, applied: bool) {
+    let functions = our_functions(owner).await;
+    for function in INTEL_MATCHING_FUNCTIONS {
+        assert_eq!(
+            functions.iter().any(|f| f == function),
+            applied,
+            "{function} exists: {applied}"
+        );
+    }
+    assert_eq!(
+        count(
+            owner,
+            "select count(*) from pg_trigger where tgrelid = 'threat_intelligence'::regclass \
+               and tgname = 'threat_intelligence_canonical_value' and not tgisinternal"
+        )
+        .await,
+        i64::from(applied),
+        "the canonical-value trigger exists: {applied}"
+    );
+}
 
 async fn our_functions(owner: &DatabaseConnection) -> Vec<String> {
     sql::strings(
@@ -137,6 +171,7 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
         );
     }
     assert_authentication_schema(owner).await;
+    assert_intel_matching(owner, true).await;
     assert_eq!(
         count(
             owner,
@@ -360,7 +395,10 @@ async fn migrator_down_removes_everything_but_the_role_and_up_restores_it() {
         .await
         .expect("apply every migration again");
     assert_fully_migrated(&owner).await;
-    assert_eq!(count(&owner, "select count(*) from seaql_migrations").await, 14);
+    assert_eq!(
+        count(&owner, "select count(*) from seaql_migrations").await,
+        ALL as i64
+    );
 
     // RLS works again for the serving role: a row the owner wrote is invisible without a tenant.
     sql::exec(&owner, "insert into tenants (slug, name) values ('acme', 'Acme')").await;
@@ -418,14 +456,22 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     let url = db.owner_url();
     let dir = TempDir::new("ultracore-migrate-cli");
 
-    assert_eq!(status(&url, dir.path()), expected_status(14), "all 14 applied");
+    assert_eq!(status(&url, dir.path()), expected_status(ALL), "all applied");
 
     migrate(&url, dir.path(), &["down"]);
     assert_eq!(
         status(&url, dir.path()),
-        expected_status(13),
+        expected_status(ALL - 1),
         "down without N rolls back the last one"
     );
+    // Down to 0014: the migrations after it are rolled back, 0015's functions with them.
+    if ALL - 1 > 14 {
+        migrate(&url, dir.path(), &["down", &(ALL - 1 - 14).to_string()]);
+    }
+    assert_eq!(status(&url, dir.path()), expected_status(14));
+    assert_intel_matching(&owner, false).await;
+    migrate(&url, dir.path(), &["down"]);
+    assert_eq!(status(&url, dir.path()), expected_status(13));
     assert_eq!(
         count(&owner, "select count(*) from pg_indexes where indexname = 'rate_limit_entries_ip_window_key'").await,
         0,
@@ -456,7 +502,7 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     )
     .await;
     migrate(&url, dir.path(), &["up"]);
-    assert_eq!(status(&url, dir.path()), expected_status(14));
+    assert_eq!(status(&url, dir.path()), expected_status(ALL));
     assert_eq!(
         sql::scalar(
             &owner,
@@ -466,14 +512,14 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
         Some(OLD_TOKEN.to_string()),
         "the pre-0011 session is its own family"
     );
-    migrate(&url, dir.path(), &["down", "4"]);
+    migrate(&url, dir.path(), &["down", &(ALL - 10).to_string()]);
     assert_authentication_rolled_back(&owner).await;
 
     migrate(&url, dir.path(), &["down", "2"]);
     assert_eq!(
         status(&url, dir.path()),
         expected_status(8),
-        "the last 6 are pending"
+        "all after 0008 are pending"
     );
     assert_eq!(
         app_table_privileges(&owner).await,
@@ -488,7 +534,7 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     );
 
     migrate(&url, dir.path(), &["up"]);
-    assert_eq!(status(&url, dir.path()), expected_status(14));
+    assert_eq!(status(&url, dir.path()), expected_status(ALL));
     assert_fully_migrated(&owner).await;
 
     // Data written before `migrate fresh` is gone after it.
@@ -500,7 +546,7 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     );
 
     migrate(&url, dir.path(), &["fresh"]);
-    assert_eq!(status(&url, dir.path()), expected_status(14));
+    assert_eq!(status(&url, dir.path()), expected_status(ALL));
     assert_fully_migrated(&owner).await;
     assert_eq!(
         count(&owner, "select count(*) from tenants").await,

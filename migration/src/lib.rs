@@ -68,6 +68,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("0012_device_trust"),
             sql_migration!("0013_notification_retry"),
             sql_migration!("0014_login_throttle"),
+            sql_migration!("0015_intel_matching"),
         ]
     }
 }

@@ -74,6 +74,7 @@ async fn admin(source: &DatabaseSource, config: &Config, command: Command) -> an
         Command::User { action } => create_user(&owner, config, action).await,
         Command::Audit { action } => audit_command(&owner, action).await,
         Command::Keys { action } => super::keys::run(&owner, config, action).await,
+        Command::Intel { action } => super::intel::run(&owner, action).await,
         Command::Serve { .. } | Command::Schema => unreachable!("handled in run()"),
     };
     owner.close().await.ok();

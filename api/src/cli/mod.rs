@@ -2,7 +2,10 @@
 //! clear line on stderr and a non-zero exit, never a backtrace.
 
 mod commands;
+mod intel;
 mod keys;
+
+pub use intel::{EXIT_SKIPPED, IntelAction};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +59,11 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Import threat-intelligence indicators (CSV, JSON, STIX 2.1) into a tenant or globally.
+    Intel {
+        #[command(subcommand)]
+        action: IntelAction,
     },
 }
 
