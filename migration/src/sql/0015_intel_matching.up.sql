@@ -15,16 +15,21 @@
 
 -- The one spelling of a network: host bits cleared, a single address without its prefix
 -- length, an IPv4-mapped IPv6 network as IPv4. api/src/intel/parse.rs canonical_network
--- writes the same; this one is the rule, for every writer.
+-- writes the same; this one is the rule, for every writer. One expression, and neither
+-- STRICT nor with a FROM: PostgreSQL then inlines it (and ultracore_intel_canonical) into
+-- the trigger's expression instead of calling it per row, which makes a bulk import's
+-- trigger about ten times cheaper.
 create function ultracore_intel_canonical_ip(ip inet) returns text
-language sql immutable strict parallel safe
+language sql immutable parallel safe
 as $$
-    select case when masklen(v) = case family(v) when 4 then 32 else 128 end
-                then host(v)
-                else network(v)::text end
-      from (select case when family(ip) = 6 and masklen(ip) >= 96 and ip <<= inet '::ffff:0.0.0.0/96'
-                        then set_masklen(substr(host(ip), 8)::inet, masklen(ip) - 96)
-                        else ip end as v) as unmapped
+    select case
+        when family(ip) = 6 and masklen(ip) >= 96 and ip <<= inet '::ffff:0.0.0.0/96'
+            then case when masklen(ip) = 128
+                      then substr(host(ip), 8)
+                      else network(set_masklen(substr(host(ip), 8)::inet, masklen(ip) - 96))::text end
+        when masklen(ip) = case family(ip) when 4 then 32 else 128 end then host(ip)
+        else network(ip)::text
+    end
 $$;
 
 -- The canonical spellings of every network that contains ip, the address itself first.
@@ -40,7 +45,7 @@ $$;
 -- no ip row is ever unreadable as inet), a domain lowercase without a trailing dot,
 -- emails and hashes lowercase.
 create function ultracore_intel_canonical(kind text, value text) returns text
-language sql immutable strict parallel safe
+language sql immutable parallel safe
 as $$
     select case kind
                when 'ip' then ultracore_intel_canonical_ip(btrim(value)::inet)
