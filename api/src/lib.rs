@@ -12,5 +12,6 @@ pub mod feed;
 pub mod graphql;
 pub mod intel;
 pub mod notify;
+pub mod risk;
 pub mod security;
 pub mod server;

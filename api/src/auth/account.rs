@@ -147,6 +147,7 @@ async fn record<C: ConnectionTrait>(
             ip: origin.ip.clone(),
             device_fingerprint: None,
             user_agent: origin.user_agent.clone(),
+            ..Default::default()
         },
     )
     .await

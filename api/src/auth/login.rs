@@ -22,6 +22,7 @@ use super::sessions::{self, NewSession};
 use super::throttle;
 use super::tokens;
 use crate::db::{Access, TenantScope, begin_tenant_transaction};
+use crate::risk;
 use crate::security::events::NewSecurityEvent;
 
 /// What the client sent.
@@ -86,6 +87,30 @@ pub struct LoginSettings<'a> {
     pub data_keys: &'a KeyRing,
     /// Decides when the second factor is demanded.
     pub mfa_policy: &'a dyn MfaPolicy,
+    /// Scores every attempt.
+    pub risk_model: &'a dyn risk::RiskModel,
+}
+
+/// Why a sign-in with the right password was refused: the risk engine's verdict.
+const RISK_DENIED: &str = "refused by the risk engine";
+
+/// The attempt as the risk engine sees it.
+fn risk_attempt<'a>(
+    tenant_id: Uuid,
+    user: Option<&'a users::Model>,
+    attempt: &'a LoginAttempt,
+    now: DateTime<Utc>,
+) -> risk::signals::Attempt<'a> {
+    risk::signals::Attempt {
+        tenant_id,
+        user_id: user.map(|u| u.user_id),
+        email: user.map(|u| u.email.as_str()),
+        ip: attempt.ip,
+        device_fingerprint: attempt.device_fingerprint.as_deref(),
+        user_agent: attempt.user_agent.as_deref(),
+        user_trust: user.and_then(|u| u.trust_score.to_string().parse().ok()),
+        now,
+    }
 }
 
 /// How long a session opened with an expired password lasts: long enough to choose a
@@ -186,11 +211,21 @@ pub async fn login(
         Some(fingerprint) => devices::find(&txn, user.user_id, fingerprint).await?,
         None => None,
     };
+    // The risk engine scores the attempt (README, "Risk engine"): a high score refuses
+    // it even with the right password, a raised one demands the second factor.
+    let signals = risk::signals::gather(&txn, &risk_attempt(tenant_id, Some(&user), &attempt, now)).await?;
+    let assessment = settings.risk_model.assess(&signals, &policy.risk);
+    if assessment.action >= risk::Action::Deny {
+        txn.rollback().await?;
+        record_failure(db, settings, tenant_id, Some(&user), RISK_DENIED, &attempt).await;
+        return Err(LoginError::Refused(RISK_DENIED));
+    }
     let demand = settings.mfa_policy.demand(&SignInSignals {
         mfa_enrolled: user.mfa_enabled,
         device: device.as_ref(),
         policy: &policy,
         now,
+        risk_demands_mfa: assessment.action == risk::Action::Challenge,
     });
     // A code offered where none is demanded is still checked: a wrong one is a failure,
     // a right one makes the session MFA-verified (so the device can be trusted).
@@ -284,19 +319,45 @@ pub async fn login(
         .filter(users::Column::UserId.eq(user.user_id))
         .exec(&txn)
         .await?;
-    record_event(
+    let ip_text = attempt.ip.map(|ip| ip.to_string());
+    risk::detectors::intel_hit(
+        &txn,
+        tenant_id,
+        Some(user.user_id),
+        ip_text.as_deref(),
+        &signals,
+        if mfa_verified { "demand_mfa" } else { "alert" },
+    )
+    .await?;
+    let trust_step = if mfa_verified {
+        risk::trust::MFA_SIGN_IN
+    } else {
+        risk::trust::PASSWORD_SIGN_IN
+    };
+    risk::trust::adjust_user(&txn, user.user_id, trust_step).await?;
+    if let (Some(fingerprint), Some(_known)) = (&attempt.device_fingerprint, &device) {
+        let step = risk::trust::DEVICE_SIGN_IN * if mfa_verified { 2.0 } else { 1.0 };
+        risk::trust::adjust_device(&txn, user.user_id, fingerprint, step).await?;
+    }
+    record_risk_event(
         &txn,
         tenant_id,
         Some(user.user_id),
         "login_success",
         "low",
-        "allow",
+        if assessment.action == risk::Action::Challenge {
+            "challenge"
+        } else {
+            "allow"
+        },
         match (password_expired, mfa_verified) {
             (true, _) => "signed in with an expired password: limited to changing it",
             (false, true) => "signed in with password and second factor",
             (false, false) => "signed in with password",
         },
         &attempt,
+        Some(&assessment),
+        None,
     )
     .await?;
     txn.commit().await?;
@@ -507,14 +568,23 @@ async fn record_failure(
         };
         // Every failure counts against the address it came from (auth::throttle).
         let ip = attempt.ip.map(|ip| ip.to_string());
+        let policy = crate::domain::tenants::policy(&txn, tenant_id).await?;
         let ip_blocked_now = match &ip {
-            Some(ip) => {
-                let limit = crate::domain::tenants::policy(&txn, tenant_id).await?.login_failures_per_ip;
-                throttle::count_login_failure(&txn, tenant_id, ip, limit).await?
-            }
+            Some(ip) => throttle::count_login_failure(&txn, tenant_id, ip, policy.login_failures_per_ip).await?,
             None => false,
         };
-        record_event(
+        // Scored with this failure counted (its event is written next), so the
+        // explanation and the detectors see the attempt itself.
+        let mut signals = risk::signals::gather(&txn, &risk_attempt(tenant_id, user, attempt, Utc::now())).await?;
+        signals.account_failures += i64::from(user_id.is_some());
+        signals.ip_failures += i64::from(ip.is_some());
+        let assessment = settings.risk_model.assess(&signals, &policy.risk);
+        // Unknown names are told apart by a hash (never stored in clear: people type
+        // passwords into the username field).
+        let details = user_id.is_none().then(|| {
+            serde_json::json!({ "username_hash": tokens::token_hash(&attempt.username.to_lowercase())[..16].to_string() })
+        });
+        record_risk_event(
             &txn,
             tenant_id,
             user_id,
@@ -523,8 +593,15 @@ async fn record_failure(
             "deny",
             reason,
             attempt,
+            Some(&assessment),
+            details,
         )
         .await?;
+        // Counted before the event above existed: distinct accounts include this one.
+        if ip.is_some() && signals.ip_failed_accounts == 0 {
+            signals.ip_failed_accounts = 1;
+        }
+        risk::detectors::after_failure(&txn, tenant_id, user_id, ip.as_deref(), &signals, locked_now).await?;
         if locked_now {
             record_event(
                 &txn,
@@ -552,6 +629,7 @@ async fn record_failure(
                     ip,
                     device_fingerprint: attempt.device_fingerprint.clone(),
                     user_agent: attempt.user_agent.clone(),
+                    ..Default::default()
                 },
             )
             .await?;
@@ -575,6 +653,35 @@ async fn record_event<C: ConnectionTrait>(
     description: &str,
     attempt: &LoginAttempt,
 ) -> Result<(), DbErr> {
+    record_risk_event(
+        txn,
+        tenant_id,
+        user_id,
+        event_type,
+        severity,
+        action,
+        description,
+        attempt,
+        None,
+        None,
+    )
+    .await
+}
+
+/// Records an authentication event with the risk engine's assessment and details.
+#[allow(clippy::too_many_arguments)]
+async fn record_risk_event<C: ConnectionTrait>(
+    txn: &C,
+    tenant_id: Uuid,
+    user_id: Option<Uuid>,
+    event_type: &str,
+    severity: &str,
+    action: &str,
+    description: &str,
+    attempt: &LoginAttempt,
+    risk: Option<&risk::Assessment>,
+    details: Option<serde_json::Value>,
+) -> Result<(), DbErr> {
     crate::security::events::record(
         txn,
         NewSecurityEvent {
@@ -588,6 +695,8 @@ async fn record_event<C: ConnectionTrait>(
             ip: attempt.ip.map(|ip| ip.to_string()),
             device_fingerprint: attempt.device_fingerprint.clone(),
             user_agent: attempt.user_agent.clone(),
+            risk,
+            details,
         },
     )
     .await

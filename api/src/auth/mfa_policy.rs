@@ -8,7 +8,8 @@
 //!   engine may still deny the sign-in outright);
 //! - otherwise it is demanded, except from a device the user trusted (from a session
 //!   that passed MFA) within the tenant's `trusted_device_mfa_days` (0 by default:
-//!   always demanded). An unknown device is never trusted.
+//!   always demanded). An unknown device is never trusted;
+//! - the risk engine's challenge (a raised score) demands it even from a trusted device.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -22,6 +23,8 @@ pub struct SignInSignals<'a> {
     pub device: Option<&'a KnownDevice>,
     pub policy: &'a TenantPolicy,
     pub now: DateTime<Utc>,
+    /// The risk engine asks for the second factor (a raised score).
+    pub risk_demands_mfa: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,10 @@ impl MfaPolicy for DeviceTrustPolicy {
     fn demand(&self, s: &SignInSignals<'_>) -> MfaDemand {
         if !s.mfa_enrolled {
             return MfaDemand::NotRequired;
+        }
+        // A risky sign-in is challenged even from a trusted device.
+        if s.risk_demands_mfa {
+            return MfaDemand::Required;
         }
         let days = s.policy.trusted_device_mfa_days;
         let trusted_recently = s.device.is_some_and(|d| {
@@ -80,6 +87,7 @@ mod tests {
             device,
             policy: &policy,
             now: Utc::now(),
+            risk_demands_mfa: false,
         })
     }
 

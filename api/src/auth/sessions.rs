@@ -229,6 +229,7 @@ async fn detect_reuse(
             let revoked = revoke_family(&txn, family_id).await?;
             let description = format!("a rotated refresh token was presented again: session revoked ({revoked} token(s))");
             record_event(&txn, tenant_id, user_id, "refresh_token_reuse", "high", "block", &description, client).await?;
+            crate::risk::detectors::token_reuse(&txn, tenant_id, user_id, client.ip.as_deref()).await?;
         }
         txn.commit().await
     }
@@ -292,6 +293,7 @@ pub async fn record_event<C: ConnectionTrait>(
             ip: client.ip.clone(),
             device_fingerprint: None,
             user_agent: client.user_agent.clone(),
+            ..Default::default()
         },
     )
     .await

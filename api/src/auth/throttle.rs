@@ -85,3 +85,27 @@ pub async fn count_login_failure<C: ConnectionTrait>(
         .transpose()?
         .unwrap_or(false))
 }
+
+/// Blocks `ip` from signing in to the tenant for the rest of the current window (the
+/// response of the stuffing and spraying detectors).
+pub async fn block_login<C: ConnectionTrait>(txn: &C, tenant_id: Uuid, ip: &str) -> Result<(), DbErr> {
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "with w as (select to_timestamp(floor(extract(epoch from now()) / $4) * $4) as start) \
+         insert into rate_limit_entries (tenant_id, ip_address, endpoint, request_count, window_start, \
+                                         window_end, base_limit, adaptive_limit, is_blocked, blocked_until) \
+         select $1, $2::inet, $3, 0, w.start, w.start + make_interval(secs => $4), 0, 0, true, \
+                w.start + make_interval(secs => $4) \
+           from w \
+         on conflict (tenant_id, ip_address, endpoint, window_start) where user_id is null do update set \
+            is_blocked = true, blocked_until = rate_limit_entries.window_end",
+        [
+            tenant_id.into(),
+            ip.into(),
+            LOGIN.into(),
+            (WINDOW_SECS as f64).into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}

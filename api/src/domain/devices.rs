@@ -162,6 +162,7 @@ pub async fn trust_current<C: ConnectionTrait>(
             ip: actor.ip.clone(),
             device_fingerprint: Some(updated.device_fingerprint.clone()),
             user_agent: actor.user_agent.clone(),
+            ..Default::default()
         },
     )
     .await?;

@@ -57,6 +57,7 @@ async fn event<C: ConnectionTrait>(
             ip: actor.ip.clone(),
             device_fingerprint: None,
             user_agent: actor.user_agent.clone(),
+            ..Default::default()
         },
     )
     .await?;

@@ -91,7 +91,7 @@ pub async fn tenant_id_by_slug<C: ConnectionTrait>(conn: &C, slug: &str) -> Resu
 
 /// A tenant's authentication policy, from `tenants.settings` (README, "Tenant settings").
 /// Missing or malformed keys take the defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TenantPolicy {
     /// Failed sign-ins before the account locks (`lockout_threshold`, default 5).
     pub lockout_threshold: i64,
@@ -108,6 +108,8 @@ pub struct TenantPolicy {
     /// Failed sign-ins from one IP in a 15-minute window before that IP is refused
     /// (`login_failures_per_ip`, default 30; see auth::throttle).
     pub login_failures_per_ip: i64,
+    /// Risk weights and thresholds (`risk`, see crate::risk::model).
+    pub risk: crate::risk::model::RiskPolicy,
 }
 
 impl Default for TenantPolicy {
@@ -118,6 +120,7 @@ impl Default for TenantPolicy {
             self_registration: false,
             trusted_device_mfa_days: 0,
             login_failures_per_ip: 30,
+            risk: crate::risk::model::RiskPolicy::default(),
         }
     }
 }
@@ -142,6 +145,7 @@ impl TenantPolicy {
                 .unwrap_or(defaults.trusted_device_mfa_days),
             login_failures_per_ip: positive("login_failures_per_ip")
                 .unwrap_or(defaults.login_failures_per_ip),
+            risk: crate::risk::model::RiskPolicy::from_settings(settings),
         }
     }
 

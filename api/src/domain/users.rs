@@ -355,6 +355,23 @@ pub async fn unlock<C: ConnectionTrait>(
     active.locked_until = Set(None);
     active.failed_login_attempts = Set(0);
     let updated = active.update(txn).await?;
+    // The risk engine counts an account's failures from its last success or unlock.
+    crate::security::events::record(
+        txn,
+        crate::security::events::NewSecurityEvent {
+            tenant_id: updated.tenant_id,
+            user_id: Some(id),
+            event_type: "account_unlocked",
+            category: "account",
+            severity: "low",
+            action: "allow",
+            description: "an administrator unlocked the account",
+            ip: actor.ip.clone(),
+            user_agent: actor.user_agent.clone(),
+            ..Default::default()
+        },
+    )
+    .await?;
     actor
         .audit(
             txn,

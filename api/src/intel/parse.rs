@@ -1790,14 +1790,17 @@ mod tests {
     use super::pattern::{self, Comparison, Leaf, Literal, Observation, Operator, Qualifier};
     use super::*;
 
-    fn targets(p: &str) -> Vec<Result<(&'static str, String), (SkipKind, String)>> {
+    /// An indicator (type, value) a comparison yields, or why it was skipped.
+    type Target = Result<(&'static str, String), (SkipKind, String)>;
+
+    fn targets(p: &str) -> Vec<Target> {
         pattern::leaves(&pattern::parse(p).unwrap_or_else(|e| panic!("{p}: {e}")))
             .into_iter()
             .map(|Leaf { target, .. }| target.map(|(t, _, v)| (t, v)))
             .collect()
     }
 
-    fn ok(t: &'static str, v: &str) -> Result<(&'static str, String), (SkipKind, String)> {
+    fn ok(t: &'static str, v: &str) -> Target {
         Ok((t, v.to_string()))
     }
 

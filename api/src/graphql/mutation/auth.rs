@@ -67,6 +67,7 @@ impl AuthMutation {
             dummy_hash: &services.dummy_hash,
             data_keys: &services.data_keys,
             mfa_policy: &DeviceTrustPolicy,
+            risk_model: &crate::risk::RulesModel,
         };
         let attempt = LoginAttempt {
             tenant: input.tenant,
