@@ -11,9 +11,10 @@ use support::sql::{self, count};
 use support::{TempDir, cli};
 
 /// Every table the migrations create.
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "account_tokens",
     "audit_log",
+    "feed_changes",
     "mfa_backup_codes",
     "notification_outbox",
     "rate_limit_entries",
@@ -42,7 +43,7 @@ const TABLES_BEFORE_0011: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 15] = [
+const MIGRATIONS: [&str; 17] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -58,6 +59,8 @@ const MIGRATIONS: [&str; 15] = [
     "0013_notification_retry",
     "0014_login_throttle",
     "0015_intel_matching",
+    "0016_live_feed",
+    "0017_analytics",
 ];
 
 /// How many migrations there are: "all applied".
@@ -98,6 +101,7 @@ async fn our_functions(owner: &DatabaseConnection) -> Vec<String> {
         owner,
         "select p.proname::text as v from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
           where n.nspname = 'public' and (p.proname like 'ultracore\\_%' or p.proname like 'audit\\_%' \
+                                          or p.proname like 'feed\\_%' \
                                           or p.proname in ('refresh_tokens_default_family', \
                                                            'trusted_devices_track_trust')) \
           order by 1",
@@ -143,13 +147,13 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
                 and c.relrowsecurity and c.relforcerowsecurity",
         )
         .await,
-        13,
+        14,
         "RLS is enabled and forced on every table"
     );
     assert_eq!(
         policy_count(owner).await,
-        18,
-        "12 tenant_isolation + tenant_resolver_lookup + 4 threat_intelligence + outbox_scanner_lookup"
+        19,
+        "13 tenant_isolation + tenant_resolver_lookup + 4 threat_intelligence + outbox_scanner_lookup"
     );
     for (table, policies) in [
         ("account_tokens", "tenant_isolation"),

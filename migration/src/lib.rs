@@ -69,6 +69,8 @@ impl MigratorTrait for Migrator {
             sql_migration!("0013_notification_retry"),
             sql_migration!("0014_login_throttle"),
             sql_migration!("0015_intel_matching"),
+            sql_migration!("0016_live_feed"),
+            sql_migration!("0017_analytics"),
         ]
     }
 }
