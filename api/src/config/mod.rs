@@ -100,12 +100,24 @@ impl Default for AuthConfig {
 }
 
 /// HTTP-level settings.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpConfig {
     /// Browser origins (e.g. `https://console.bank.example`) allowed to open the
     /// WebSocket besides the gateway's own host.
     pub allowed_origins: Vec<String>,
+    /// The analyst console at /console (a static page holding no data: it signs in and
+    /// reads through the API like any client). Default: on, in every profile.
+    pub console: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            allowed_origins: Vec::new(),
+            console: true,
+        }
+    }
 }
 
 /// Limits and developer conveniences of the GraphQL endpoint (OWASP GraphQL cheat sheet).

@@ -1,6 +1,7 @@
 //! The HTTP server: routes, limits, and a graceful shutdown that lets in-flight requests
 //! finish.
 
+mod console;
 mod graphql_http;
 mod health;
 
@@ -24,6 +25,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/graphql/ws", get(graphql_http::websocket))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(console::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(gateway)
 }
