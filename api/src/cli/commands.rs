@@ -256,6 +256,7 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
     // Built before connecting: a production profile without a mail relay refuses to start.
     let outbox_sender = crate::notify::sender::from_config(config)?;
     let outbox_keys = std::sync::Arc::new(KeyRing::new(&data_key, &previous_data_keys)?);
+    crate::server::client_ip::parse_all(&config.http.trusted_proxies).map_err(anyhow::Error::msg)?;
     let app_db = db::connect_app(app_url, &config.database).await?;
     db::ensure_role_cannot_bypass_rls(&app_db).await?;
     let gateway = Gateway::new(Services {

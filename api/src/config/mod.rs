@@ -109,12 +109,16 @@ pub struct HttpConfig {
     /// The analyst console at /console (a static page holding no data: it signs in and
     /// reads through the API like any client). Default: on, in every profile.
     pub console: bool,
+    /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` names the client;
+    /// from anyone else the header is ignored (see server::client_ip).
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             console: true,
         }
     }

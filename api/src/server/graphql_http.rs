@@ -48,11 +48,12 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
-    // The socket peer is the client: forwarded headers are not trusted (issue: trusted
-    // proxies arrive with rate limiting).
+fn client_info(peer: SocketAddr, headers: &HeaderMap, trusted_proxies: &[String]) -> ClientInfo {
+    // Entries were checked when serving started; an invalid one trusts nobody.
+    let trusted = super::client_ip::parse_all(trusted_proxies).unwrap_or_default();
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     ClientInfo::new(
-        Some(peer.ip()),
+        Some(super::client_ip::client_ip(peer.ip(), forwarded, &trusted)),
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()),
     )
 }
@@ -118,7 +119,7 @@ pub async fn post_graphql(
         Ok(principal) => principal,
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, e),
     };
-    let client = client_info(peer, &headers);
+    let client = client_info(peer, &headers, &gateway.services.config.http.trusted_proxies);
     let response = match batch {
         BatchRequest::Single(request) => {
             BatchResponse::Single(gateway.execute(principal, client, request).await)
@@ -168,7 +169,8 @@ impl Executor for ConnectionExecutor {
 
     fn execute_stream(&self, request: Request, _session: Option<Arc<Data>>) -> BoxStream<'static, Response> {
         let principal = self.principal.get().cloned().flatten();
-        self.gateway.execute_stream(principal, self.client.clone(), request)
+        self.gateway
+            .execute_stream(principal, self.client.clone(), request)
     }
 }
 
@@ -202,7 +204,7 @@ pub async fn websocket(
     let principal = Arc::new(OnceLock::new());
     let executor = ConnectionExecutor {
         gateway: gateway.clone(),
-        client: client_info(peer, &headers),
+        client: client_info(peer, &headers, &gateway.services.config.http.trusted_proxies),
         principal: principal.clone(),
     };
     let max_message = gateway.services.config.graphql.max_body_bytes;

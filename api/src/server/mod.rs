@@ -1,6 +1,7 @@
 //! The HTTP server: routes, limits, and a graceful shutdown that lets in-flight requests
 //! finish.
 
+pub mod client_ip;
 mod console;
 mod graphql_http;
 mod health;
