@@ -431,3 +431,42 @@ async fn a_password_changed_through_one_process_ends_the_other_sessions_on_the_o
     assert_eq!(w.b.me(&changer).await.0, w.user("changes_password").to_string());
     w.stop();
 }
+
+// ---------------------------------------------------------------------------------------
+// Live feed
+// ---------------------------------------------------------------------------------------
+
+const THREATS: &str = "subscription { threatDetected { cursor threat { threatType } } }";
+const REPORT: &str = "mutation($t: String!) { reportThreat(input: {threatType: $t, severity: HIGH}) { id } }";
+
+#[tokio::test]
+async fn a_threat_reported_through_one_process_reaches_a_subscriber_of_the_other() {
+    let w = World::start().await;
+    let admin = w.a.login("admin").await;
+    let mut ws =
+        support::ws::WsClient::connect_to(&format!("http://127.0.0.1:{}", w.b.port), Some(&admin)).await;
+    ws.subscribe("t", THREATS, json!({})).await;
+    // The subscription registers asynchronously: report through A until B delivers.
+    let mut delivered = None;
+    for attempt in 0..20 {
+        let data =
+            w.a.data(
+                Some(&admin),
+                REPORT,
+                json!({ "t": format!("through-a-{attempt}") }),
+            )
+            .await;
+        assert!(data["reportThreat"]["id"].is_string(), "{data:#}");
+        if let Some(payload) = ws.next_payload("t", std::time::Duration::from_millis(1500)).await {
+            delivered = Some(payload);
+            break;
+        }
+    }
+    let payload = delivered.expect("B's subscriber received a threat reported through A");
+    let kind = payload["data"]["threatDetected"]["threat"]["threatType"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(kind.starts_with("through-a-"), "{payload}");
+    ws.close().await;
+    w.stop();
+}

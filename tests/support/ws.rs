@@ -18,7 +18,12 @@ pub struct WsClient {
 impl WsClient {
     /// Opens /graphql/ws and completes connection_init with `token` (if any).
     pub async fn connect(gw: &TestGateway, token: Option<&str>) -> WsClient {
-        let url = format!("{}/graphql/ws", gw.url().replace("http://", "ws://"));
+        WsClient::connect_to(&gw.url(), token).await
+    }
+
+    /// The same against any gateway at `base` (`http://host:port`).
+    pub async fn connect_to(base: &str, token: Option<&str>) -> WsClient {
+        let url = format!("{}/graphql/ws", base.replace("http://", "ws://"));
         let mut request = url.into_client_request().expect("ws request");
         request.headers_mut().insert(
             "sec-websocket-protocol",
