@@ -422,3 +422,40 @@ async fn every_feed_delivers_a_tenants_rows_to_that_tenant_only() {
         );
     }
 }
+
+/// What a PostgreSQL restart does to a gateway: every connection of the database dies,
+/// the listener's included. The listener reconnects by itself and the hub backfills by
+/// cursor, so threats committed while it was cut off still arrive, once.
+#[tokio::test]
+async fn the_stream_resumes_after_every_database_connection_is_killed() {
+    let w = world().await;
+    let token = w.login(A, "officer").await;
+    let mut ws = WsClient::connect(&w.gw, Some(&token)).await;
+    ws.subscribe("t", THREATS, json!({})).await;
+    live(&mut ws, "t", "threatDetected", |i| {
+        w.threat(A, format!("probe-{i}"), "low")
+    })
+    .await;
+
+    let killed = support::sql::scalar(
+        &w.owner,
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+          where datname = current_database() and pid <> pg_backend_pid()",
+    )
+    .await;
+    assert!(
+        killed.is_some_and(|n| n != "0"),
+        "the gateway's connections were killed"
+    );
+    for i in 0..5 {
+        w.threat(A, format!("while-reconnecting-{i}"), "high").await;
+    }
+    let mut received = Vec::new();
+    while let Some(payload) =
+        next_real(&mut ws, "t", "threatDetected", "threat", Duration::from_secs(5)).await
+    {
+        received.push(threat_type(&payload));
+    }
+    let expected: Vec<String> = (0..5).map(|i| format!("while-reconnecting-{i}")).collect();
+    assert_eq!(received, expected, "every threat, once, in order");
+}
