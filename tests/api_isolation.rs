@@ -54,6 +54,21 @@ const BY_ID_CASES: [(&str, &str); 9] = [
 /// Root queries about the caller (or about nothing tenant-owned).
 const CALLER_CASES: [&str; 3] = ["me", "tenant", "version"];
 
+/// Root aggregate queries (counts, no rows), the table each counts and its time column;
+/// covered by `aggregate_queries_count_only_tenant_a_rows`.
+const AGGREGATE_CASES: [(&str, &str, &str); 3] = [
+    ("securityEventCounts", "security_events", "\"timestamp\""),
+    ("threatCounts", "threat_events", "detected_at"),
+    ("securityEventTotals", "security_events", "\"timestamp\""),
+];
+
+/// Object fields of aggregate results: counts, not rows, covered by their root field's
+/// aggregate case.
+const AGGREGATE_PARTS: [(&str, &str); 2] = [
+    ("SecurityEventTotals", "bySeverity"),
+    ("SecurityEventTotals", "byCategory"),
+];
+
 /// Relation fields: (type, field, table of the rows it yields).
 const RELATION_CASES: [(&str, &str, &str); 14] = [
     ("User", "securityEvents", "security_events"),
@@ -239,6 +254,7 @@ async fn every_field_of_the_live_schema_has_an_isolation_case() {
         .map(|(f, _)| *f)
         .chain(BY_ID_CASES.iter().map(|(f, _)| *f))
         .chain(CALLER_CASES)
+        .chain(AGGREGATE_CASES.iter().map(|(f, _, _)| *f))
         .map(str::to_string)
         .collect();
     for name in schema.query_names().difference(&cased) {
@@ -293,6 +309,11 @@ async fn every_field_of_the_live_schema_has_an_isolation_case() {
     let cased: BTreeSet<(String, String)> = RELATION_CASES
         .iter()
         .map(|(t, f, _)| (t.to_string(), f.to_string()))
+        .chain(
+            AGGREGATE_PARTS
+                .iter()
+                .map(|(t, f)| (t.to_string(), f.to_string())),
+        )
         .collect();
     let mut live = BTreeSet::new();
     for (type_name, field) in schema.relation_fields() {
@@ -582,6 +603,77 @@ async fn caller_queries_answer_with_tenant_a_and_its_user() {
     assert!(body["data"]["version"].is_string(), "{body:#}");
     let leaked = b_ids_in(&body, &b_universe);
     assert!(leaked.is_empty(), "B's ids {leaked:?} in {body:#}");
+}
+
+/// The counts of an aggregate answer, summed (every bucket and key, or one of the totals'
+/// lists).
+fn summed(list: &Value) -> i64 {
+    list.as_array()
+        .map(|a| a.iter().filter_map(|c| c["count"].as_i64()).sum())
+        .unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn aggregate_queries_count_only_tenant_a_rows() {
+    let w = world().await;
+    let b_universe = w.b_universe().await;
+    let to = chrono::Utc::now() + chrono::Duration::hours(1);
+    let from = to - chrono::Duration::days(400);
+    let range = format!("from: \"{}\", to: \"{}\"", from.to_rfc3339(), to.to_rfc3339());
+    let mut findings = vec![];
+    let mut exercised = BTreeSet::new();
+    for (field, table, time) in AGGREGATE_CASES {
+        let (query, pointers) = if field == "securityEventTotals" {
+            (
+                format!("{{ {field}({range}) {{ bySeverity {{ key count }} byCategory {{ key count }} }} }}"),
+                vec![
+                    format!("/data/{field}/bySeverity"),
+                    format!("/data/{field}/byCategory"),
+                ],
+            )
+        } else {
+            (
+                format!("{{ {field}({range}, bucket: DAY, groupBy: SEVERITY) {{ bucketStart key count }} }}"),
+                vec![format!("/data/{field}")],
+            )
+        };
+        let (status, text) = w.post(&query, json!({})).await;
+        let body = parse_body(&text);
+        if status != 200 || !errors(&body).is_empty() {
+            findings.push(format!("{field}: HTTP {status}: {body}"));
+            continue;
+        }
+        let leaked = b_ids_in(&body, &b_universe);
+        if !leaked.is_empty() {
+            findings.push(format!("{field} shows B's ids {leaked:?}"));
+        }
+        let in_range = |tenant: Uuid| {
+            format!(
+                "select count(*) from {table} where tenant_id = '{tenant}' and {time} >= '{}' and {time} < '{}'",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            )
+        };
+        let a_rows = sql::count(&w.owner, &in_range(w.fx.a.tenant_id)).await;
+        let b_rows = sql::count(&w.owner, &in_range(w.fx.b.tenant_id)).await;
+        if a_rows == 0 || b_rows == 0 {
+            findings.push(format!(
+                "{field}: A has {a_rows} rows, B {b_rows}: the case proves nothing"
+            ));
+        }
+        for pointer in pointers {
+            let counted = body.pointer(&pointer).map(summed).unwrap_or(-1);
+            if counted != a_rows {
+                findings.push(format!(
+                    "{field}: {pointer} counts {counted} rows, A has {a_rows} (B {b_rows}): {body}"
+                ));
+            }
+        }
+        exercised.insert(field);
+    }
+    let all: BTreeSet<&str> = AGGREGATE_CASES.iter().map(|(f, _, _)| *f).collect();
+    assert_eq!(exercised, all, "aggregate cases exercised");
+    assert_no_findings("aggregate queries as A", &findings);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 //! The query root, merged from one object per domain.
 
+pub mod analytics;
 pub mod events;
 pub mod intel;
 pub mod sessions;
@@ -29,4 +30,5 @@ pub struct QueryRoot(
     events::EventsQuery,
     threats::ThreatsQuery,
     intel::IntelQuery,
+    analytics::AnalyticsQuery,
 );
