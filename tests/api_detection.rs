@@ -494,7 +494,7 @@ async fn failures_that_lock_the_account_through_re_authentication_raise_brute_fo
     assert_eq!(
         threats.len(),
         1,
-        "BUG: the account was locked by five wrong current passwords (record_reauthentication_failure \
+        "the account was locked by five wrong current passwords (record_reauthentication_failure \
          counts them toward the lockout) but no detector ran: no brute_force threat, no incident: {threats:#?}"
     );
 }
@@ -596,7 +596,7 @@ async fn password_spraying_is_detected_at_the_tenth_account_as_documented() {
     assert_eq!(
         spraying.len(),
         1,
-        "BUG: ten accounts failed from {IP} in the window (README: 10 or more is spraying) but no \
+        "ten accounts failed from {IP} in the window (README: 10 or more is spraying) but no \
          threat (raised at the 11th account: {at_eleventh}): record_failure gathers ip_failed_accounts \
          before this attempt's event is written and only bumps it from 0 to 1, so the attempt's own \
          account is not counted and the detector fires one account late"
@@ -635,7 +635,7 @@ async fn a_spraying_block_survives_a_failure_that_was_already_in_flight() {
     assert_eq!(
         first_error_code(&body).as_deref(),
         Some("RATE_LIMITED"),
-        "rate_limit_entries of the address: {windows:#?}\nBUG: the spraying detector's block_ip (throttle::block_login) sets is_blocked on the window's row \
+        "rate_limit_entries of the address: {windows:#?}\nthe spraying detector's block_ip (throttle::block_login) sets is_blocked on the window's row \
          but keeps its adaptive_limit (the tenant's login_failures_per_ip), so the next failure counted \
          on that row recomputes is_blocked = count >= adaptive_limit = false and lifts the block: the \
          right password now signs in from the blocked address: {body:#}"
@@ -678,7 +678,7 @@ async fn a_concurrent_spray_stays_blocked() {
     assert_eq!(
         first_error_code(&body).as_deref(),
         Some("RATE_LIMITED"),
-        "rate_limit_entries of the address: {windows:#?}\nBUG: a password_spraying threat says block_ip executed, but attempts of the spray still in \
+        "rate_limit_entries of the address: {windows:#?}\na password_spraying threat says block_ip executed, but attempts of the spray still in \
          flight counted their failures afterwards and lifted the block (see \
          a_spraying_block_survives_a_failure_that_was_already_in_flight): {body:#}"
     );
@@ -1175,7 +1175,7 @@ async fn a_refresh_is_scored_like_a_sign_in() {
     let e = &refreshes[0];
     assert!(
         !e["risk_score"].is_null() && e["metadata"]["risk"].is_object(),
-        "BUG: issue 5 item 1 asks that every refresh be scored (risk, fraud and anomaly scores and the \
+        "issue 5 item 1 asks that every refresh be scored (risk, fraud and anomaly scores and the \
          explanation in metadata), but the token_refresh event carries no score: only sign-ins are scored: \
          {e:#}"
     );

@@ -110,6 +110,7 @@ fn risk_attempt<'a>(
         user_agent: attempt.user_agent.as_deref(),
         user_trust: user.and_then(|u| u.trust_score.to_string().parse().ok()),
         now,
+        failed_as: None,
     }
 }
 
@@ -506,6 +507,10 @@ pub async fn record_reauthentication_failure(
         )
         .await?;
         let locked_now = count_failure(&txn, tenant_id, user_id).await?;
+        if locked_now {
+            let ip = attempt.ip.map(|ip| ip.to_string());
+            risk::detectors::account_locked(&txn, tenant_id, user_id, ip.as_deref(), None).await?;
+        }
         record_event(
             &txn,
             tenant_id,
@@ -575,15 +580,17 @@ async fn record_failure(
         };
         // Scored with this failure counted (its event is written next), so the
         // explanation and the detectors see the attempt itself.
-        let mut signals = risk::signals::gather(&txn, &risk_attempt(tenant_id, user, attempt, Utc::now())).await?;
-        signals.account_failures += i64::from(user_id.is_some());
-        signals.ip_failures += i64::from(ip.is_some());
-        let assessment = settings.risk_model.assess(&signals, &policy.risk);
         // Unknown names are told apart by a hash (never stored in clear: people type
         // passwords into the username field).
-        let details = user_id.is_none().then(|| {
-            serde_json::json!({ "username_hash": tokens::token_hash(&attempt.username.to_lowercase())[..16].to_string() })
-        });
+        let username_hash = tokens::token_hash(&attempt.username.to_lowercase())[..16].to_string();
+        let identity = user_id.map_or_else(|| username_hash.clone(), |id| id.to_string());
+        let mut scored = risk_attempt(tenant_id, user, attempt, Utc::now());
+        scored.failed_as = Some(identity);
+        let signals = risk::signals::gather(&txn, &scored).await?;
+        let assessment = settings.risk_model.assess(&signals, &policy.risk);
+        let details = user_id
+            .is_none()
+            .then(|| serde_json::json!({ "username_hash": username_hash }));
         record_risk_event(
             &txn,
             tenant_id,
@@ -597,11 +604,16 @@ async fn record_failure(
             details,
         )
         .await?;
-        // Counted before the event above existed: distinct accounts include this one.
-        if ip.is_some() && signals.ip_failed_accounts == 0 {
-            signals.ip_failed_accounts = 1;
-        }
-        risk::detectors::after_failure(&txn, tenant_id, user_id, ip.as_deref(), &signals, locked_now).await?;
+        let counted = reason == "wrong password" || reason == WRONG_SECOND_FACTOR;
+        risk::detectors::after_failure(
+            &txn,
+            tenant_id,
+            user_id.filter(|_| counted),
+            ip.as_deref(),
+            &signals,
+            locked_now,
+        )
+        .await?;
         if locked_now {
             record_event(
                 &txn,

@@ -19,6 +19,8 @@ use crate::db::{Access, TenantScope, begin_tenant_transaction};
 /// Settings the refresh needs.
 pub struct RefreshSettings<'a> {
     pub keys: &'a JwtKeys,
+    /// Scores the refresh (recorded with its event).
+    pub risk_model: &'a dyn crate::risk::RiskModel,
     pub access_ttl_secs: u64,
     pub idle_secs: u64,
     pub statement_timeout_ms: u64,
@@ -168,15 +170,40 @@ pub async fn refresh(
         ],
     ))
     .await?;
-    record_event(
+    // Scored like a sign-in (the explanation is recorded; a refresh is not refused on
+    // risk alone: the session already passed sign-in, and revocation is the tool for it).
+    let signals = crate::risk::signals::gather(
         &txn,
-        tenant_id,
-        user_id,
-        "token_refresh",
-        "low",
-        "allow",
-        "session refreshed",
-        client,
+        &crate::risk::signals::Attempt {
+            tenant_id,
+            user_id: Some(user_id),
+            email: Some(&user.email),
+            ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
+            device_fingerprint: None,
+            user_agent: client.user_agent.as_deref(),
+            user_trust: user.trust_score.to_string().parse().ok(),
+            now: Utc::now(),
+            failed_as: None,
+        },
+    )
+    .await?;
+    let policy = crate::domain::tenants::policy(&txn, tenant_id).await?;
+    let assessment = settings.risk_model.assess(&signals, &policy.risk);
+    crate::security::events::record(
+        &txn,
+        crate::security::events::NewSecurityEvent {
+            tenant_id,
+            user_id: Some(user_id),
+            event_type: "token_refresh",
+            category: "session",
+            severity: "low",
+            action: "allow",
+            description: "session refreshed",
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            risk: Some(&assessment),
+            ..Default::default()
+        },
     )
     .await?;
     txn.commit().await?;

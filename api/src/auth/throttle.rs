@@ -66,7 +66,8 @@ pub async fn count_login_failure<C: ConnectionTrait>(
                from w \
              on conflict (tenant_id, ip_address, endpoint, window_start) where user_id is null do update set \
                 request_count = rate_limit_entries.request_count + 1, \
-                is_blocked = rate_limit_entries.request_count + 1 >= rate_limit_entries.adaptive_limit, \
+                is_blocked = rate_limit_entries.is_blocked \
+                             or rate_limit_entries.request_count + 1 >= rate_limit_entries.adaptive_limit, \
                 blocked_until = case when rate_limit_entries.request_count + 1 >= rate_limit_entries.adaptive_limit \
                                      then rate_limit_entries.window_end \
                                      else rate_limit_entries.blocked_until end \

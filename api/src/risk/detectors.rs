@@ -165,32 +165,12 @@ pub async fn after_failure<C: ConnectionTrait>(
     signals: &Signals,
     account_locked_now: bool,
 ) -> Result<(), DbErr> {
+    // `user_id` is set only for failures that counted against the account (a wrong
+    // password or code), so hammering a locked account costs its owner no trust.
     if let Some(user_id) = user_id {
         trust::adjust_user(txn, user_id, trust::FAILURE).await?;
-        let indicator = format!("user:{user_id}");
-        if account_locked_now && !recently_raised(txn, "brute_force", &indicator).await? {
-            raise(
-                txn,
-                NewThreat {
-                    tenant_id,
-                    threat_type: "brute_force",
-                    severity: "high",
-                    description: format!(
-                        "{} failed sign-ins on one account in {FAILURE_WINDOW_MINUTES} minutes",
-                        signals.account_failures
-                    ),
-                    indicators: [Some(indicator), ip.map(|ip| format!("ip:{ip}"))]
-                        .into_iter()
-                        .flatten()
-                        .collect(),
-                    affected_users: vec![user_id],
-                    confidence: 90.0,
-                    response_action: "lock_account",
-                },
-                // The lockout locked the account in this same transaction.
-                || async { Response::Executed },
-            )
-            .await?;
+        if account_locked_now {
+            account_locked(txn, tenant_id, user_id, ip, Some(signals.account_failures)).await?;
         }
     }
     if let Some(ip) = ip
@@ -227,6 +207,46 @@ pub async fn after_failure<C: ConnectionTrait>(
         }
     }
     intel_hit(txn, tenant_id, user_id, ip, signals, "deny").await
+}
+
+/// The lockout just locked the account (failed sign-ins, or failed re-authentication
+/// to change the password or MFA settings): a brute-force threat, whose response (the
+/// lock) is already done.
+pub async fn account_locked<C: ConnectionTrait>(
+    txn: &C,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    ip: Option<&str>,
+    failures: Option<i64>,
+) -> Result<(), DbErr> {
+    let indicator = format!("user:{user_id}");
+    if recently_raised(txn, "brute_force", &indicator).await? {
+        return Ok(());
+    }
+    let description = match failures {
+        Some(n) => format!("{n} failed sign-ins on one account in {FAILURE_WINDOW_MINUTES} minutes"),
+        None => "repeated failed checks locked the account".to_string(),
+    };
+    raise(
+        txn,
+        NewThreat {
+            tenant_id,
+            threat_type: "brute_force",
+            severity: "high",
+            description,
+            indicators: [Some(indicator), ip.map(|ip| format!("ip:{ip}"))]
+                .into_iter()
+                .flatten()
+                .collect(),
+            affected_users: vec![user_id],
+            confidence: 90.0,
+            response_action: "lock_account",
+        },
+        // The lockout locked the account in this same transaction.
+        || async { Response::Executed },
+    )
+    .await?;
+    Ok(())
 }
 
 /// A threat for each sign-in whose address, email or domain is in active threat

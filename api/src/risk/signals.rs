@@ -56,6 +56,9 @@ pub struct Attempt<'a> {
     pub user_agent: Option<&'a str>,
     pub user_trust: Option<f64>,
     pub now: DateTime<Utc>,
+    /// Set when the attempt failed and is being recorded: its identity (the user id, or a
+    /// hash of an unknown name), so the counts include it before its event is written.
+    pub failed_as: Option<String>,
 }
 
 /// Gathers the signals of `attempt` on the tenant's transaction.
@@ -78,14 +81,18 @@ pub async fn gather<C: ConnectionTrait>(txn: &C, attempt: &Attempt<'_>) -> Resul
                (select count(*) from security_events \
                  where $3::inet is not null and ip_address = $3::inet and event_type = 'login_failure' \
                    and \"timestamp\" > now() - make_interval(mins => $4)) as ip_failures, \
-               (select count(distinct coalesce(user_id::text, metadata->>'username_hash')) from security_events \
-                 where $3::inet is not null and ip_address = $3::inet and event_type = 'login_failure' \
-                   and \"timestamp\" > now() - make_interval(mins => $4)) as ip_failed_accounts",
+               (select count(*) from ( \
+                  select coalesce(user_id::text, metadata->>'username_hash') from security_events \
+                   where $3::inet is not null and ip_address = $3::inet and event_type = 'login_failure' \
+                     and \"timestamp\" > now() - make_interval(mins => $4) \
+                  union select $5::text where $3::inet is not null and $5::text is not null) accounts) \
+                 as ip_failed_accounts",
             [
                 attempt.tenant_id.into(),
                 attempt.user_id.into(),
                 ip.clone().into(),
                 (FAILURE_WINDOW_MINUTES as i32).into(),
+                attempt.failed_as.clone().into(),
             ],
         ))
         .await?;
@@ -93,6 +100,11 @@ pub async fn gather<C: ConnectionTrait>(txn: &C, attempt: &Attempt<'_>) -> Resul
         s.account_failures = row.try_get("", "account_failures")?;
         s.ip_failures = row.try_get("", "ip_failures")?;
         s.ip_failed_accounts = row.try_get("", "ip_failed_accounts")?;
+    }
+    // The failure being recorded has no event yet: count it.
+    if attempt.failed_as.is_some() {
+        s.account_failures += i64::from(attempt.user_id.is_some());
+        s.ip_failures += i64::from(attempt.ip.is_some());
     }
     if let Some(user_id) = attempt.user_id {
         history(txn, attempt, user_id, ip.as_deref(), &mut s).await?;

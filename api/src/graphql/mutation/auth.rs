@@ -113,6 +113,7 @@ impl AuthMutation {
         let client = &request(ctx).client;
         let settings = RefreshSettings {
             keys: &services.keys,
+            risk_model: &crate::risk::RulesModel,
             access_ttl_secs: services.config.auth.access_ttl_secs,
             idle_secs: services.config.auth.refresh_idle_secs,
             statement_timeout_ms: services.config.database.statement_timeout_ms,
