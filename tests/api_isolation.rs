@@ -312,6 +312,7 @@ async fn every_field_of_the_live_schema_has_an_isolation_case() {
         .chain(
             AGGREGATE_PARTS
                 .iter()
+                .chain(SUBSCRIPTION_PAYLOAD_PARTS.iter())
                 .map(|(t, f)| (t.to_string(), f.to_string())),
         )
         .collect();
@@ -366,6 +367,14 @@ async fn every_field_of_the_live_schema_has_an_isolation_case() {
 /// (`every_feed_delivers_a_tenants_rows_to_that_tenant_only` and the customer case): an
 /// event of B never reaches a subscriber of A.
 const SUBSCRIPTION_CASES: [&str; 3] = ["threatDetected", "securityEventRecorded", "incidentUpdated"];
+
+/// The rows subscription payloads carry: each is the changed row itself, read under the
+/// subscriber's tenant; tests/api_feed.rs proves none of B's reaches A.
+const SUBSCRIPTION_PAYLOAD_PARTS: [(&str, &str); 3] = [
+    ("ThreatDetected", "threat"),
+    ("SecurityEventRecorded", "event"),
+    ("IncidentUpdated", "incident"),
+];
 
 /// Every subscription field of the live schema has an isolation case, and every case
 /// names a field that exists.

@@ -1,6 +1,7 @@
 //! One gateway's fan-out of the live feed.
 //!
-//! - A listener holds one connection in `LISTEN ultracore_feed`. A notification names
+//! - A listener holds one connection of its own (outside the serving pool) in
+//!   `LISTEN ultracore_feed`. A notification names
 //!   the tenants a committed transaction touched; those tenants are polled at once.
 //!   Every `poll_interval` all tenants with subscribers are polled anyway, so a lost
 //!   notification (or a listener reconnecting after PostgreSQL restarted) only delays
@@ -420,8 +421,15 @@ async fn listen(inner: std::sync::Weak<Inner>, wake: mpsc::UnboundedSender<Optio
     }
 }
 
+/// The listener gets a connection of its own, outside the serving pool (a pool of one
+/// with the same options), so listening never takes a connection from requests.
 async fn connect_listener(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
-    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    let options = (*pool.connect_options()).clone();
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
     listener.ignore_pool_close_event(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)
