@@ -477,14 +477,21 @@ async fn migrate_cli_status_down_up_and_fresh_round_trip() {
     migrate(&url, dir.path(), &["down"]);
     assert_eq!(status(&url, dir.path()), expected_status(13));
     assert_eq!(
-        count(&owner, "select count(*) from pg_indexes where indexname = 'rate_limit_entries_ip_window_key'").await,
+        count(
+            &owner,
+            "select count(*) from pg_indexes where indexname = 'rate_limit_entries_ip_window_key'"
+        )
+        .await,
         0,
         "0014's window key is gone"
     );
     migrate(&url, dir.path(), &["down", "2"]);
     assert_eq!(status(&url, dir.path()), expected_status(11));
     assert!(
-        !columns(&owner, "notification_outbox").await.iter().any(|c| c == "next_attempt_at"),
+        !columns(&owner, "notification_outbox")
+            .await
+            .iter()
+            .any(|c| c == "next_attempt_at"),
         "0013's retry column is gone"
     );
     assert_device_trust_rolled_back(&owner).await;

@@ -544,7 +544,10 @@ async fn told_recently<C: ConnectionTrait>(txn: &C, user_id: Uuid, subject: &str
             [user_id.into(), subject.into()],
         ))
         .await?;
-    Ok(row.map(|r| r.try_get::<bool>("", "told")).transpose()?.unwrap_or(false))
+    Ok(row
+        .map(|r| r.try_get::<bool>("", "told"))
+        .transpose()?
+        .unwrap_or(false))
 }
 
 /// What a newcomer gives to register.
