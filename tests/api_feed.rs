@@ -25,14 +25,17 @@ const THREATS: &str = "subscription($after: String, $min: Severity) { \
     threatDetected(after: $after, minSeverity: $min) { cursor threat { id threatType severity } } }";
 const EVENTS: &str = "subscription($after: String) { \
     securityEventRecorded(after: $after) { cursor event { id eventType userId } } }";
-const WAIT: Duration = Duration::from_secs(10);
+/// Generous: in the shared test cluster, another test's DROP DATABASE can hold back the
+/// cluster's oldest running transaction (the feed's horizon) for up to a minute.
+const WAIT: Duration = Duration::from_secs(90);
 const QUIET: Duration = Duration::from_millis(1500);
 
+/// Fields drop in order: the gateway (and its feed hub) before the database.
 struct World {
-    _db: TestDb,
-    fx: Fixture,
     gw: TestGateway,
     owner: DatabaseConnection,
+    fx: Fixture,
+    _db: TestDb,
 }
 
 async fn world() -> World {
@@ -100,9 +103,9 @@ where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    for attempt in 0..20 {
+    for attempt in 0..120 {
         probe(attempt).await;
-        if let Some(payload) = ws.next_payload(id, Duration::from_millis(700)).await {
+        if let Some(payload) = ws.next_payload(id, Duration::from_millis(1000)).await {
             // Drain the other probes that may still arrive.
             let mut last = payload;
             while let Some(more) = ws.next_payload(id, Duration::from_millis(700)).await {
@@ -130,6 +133,26 @@ async fn next_real(ws: &mut WsClient, id: &str, field: &str, kind: &str, wait: D
             return Some(payload);
         }
     }
+}
+
+/// Receives `expected` real items (each within [`WAIT`]: delivery may wait for a long
+/// transaction elsewhere in the cluster), then keeps listening for [`QUIET`] so that any
+/// extra item is caught too. Returns the item names in arrival order.
+async fn collect(ws: &mut WsClient, id: &str, field: &str, kind: &str, expected: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    loop {
+        let wait = if names.len() < expected { WAIT } else { QUIET };
+        let Some(payload) = next_real(ws, id, field, kind, wait).await else {
+            break;
+        };
+        let item = &payload["data"][field][kind];
+        let name = item["threatType"]
+            .as_str()
+            .or(item["eventType"].as_str())
+            .unwrap_or_default();
+        names.push(name.to_string());
+    }
+    names
 }
 
 fn threat_type(payload: &Value) -> String {
@@ -219,15 +242,7 @@ async fn a_client_that_reconnects_with_its_cursor_receives_everything_since_once
     }
     let mut ws = WsClient::connect(&w.gw, Some(&token)).await;
     ws.subscribe("e", EVENTS, json!({ "after": cursor })).await;
-    let mut received = Vec::new();
-    while let Some(payload) = next_real(&mut ws, "e", "securityEventRecorded", "event", QUIET).await {
-        received.push(
-            payload["data"]["securityEventRecorded"]["event"]["eventType"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
-    }
+    let received = collect(&mut ws, "e", "securityEventRecorded", "event", 20).await;
     let expected: Vec<String> = (0..20).map(|i| format!("burst-{i:02}")).collect();
     assert_eq!(received, expected, "all 20, once, in commit order");
 }
@@ -255,12 +270,7 @@ async fn a_transaction_that_commits_late_still_reaches_a_client_that_reconnected
     tokio::time::sleep(Duration::from_millis(500)).await;
     late.commit().await.expect("commit T1");
 
-    let mut received = Vec::new();
-    while let Some(payload) =
-        next_real(&mut ws, "t", "threatDetected", "threat", Duration::from_secs(3)).await
-    {
-        received.push(threat_type(&payload));
-    }
+    let mut received = collect(&mut ws, "t", "threatDetected", "threat", 2).await;
     received.sort();
     assert_eq!(
         received,
@@ -352,10 +362,15 @@ const ALL_FEEDS: [(&str, &str); 3] = [
     ),
 ];
 
-/// Collects every payload until the socket is quiet, as "id:name" strings (probes dropped).
-async fn drain(ws: &mut WsClient) -> Vec<String> {
+/// Collects `expected` payloads (each within [`WAIT`]), then any more until the socket
+/// is quiet, as "id:name" strings (probes dropped).
+async fn drain(ws: &mut WsClient, expected: usize) -> Vec<String> {
     let mut seen = Vec::new();
-    while let Some(message) = ws.next_message(Duration::from_secs(3)).await {
+    loop {
+        let wait = if seen.len() < expected { WAIT } else { QUIET };
+        let Some(message) = ws.next_message(wait).await else {
+            break;
+        };
         let data = &message["payload"]["data"];
         let name = data["threatDetected"]["threat"]["threatType"]
             .as_str()
@@ -409,7 +424,7 @@ async fn every_feed_delivers_a_tenants_rows_to_that_tenant_only() {
         txn.commit().await.expect("commit");
     }
     for (ws, slug) in sockets.iter_mut().zip([A, B]) {
-        let seen = drain(ws).await;
+        let seen = drain(ws, 4).await;
         let expected = vec![
             format!("e:event-of-{slug}"),
             format!("i:incident-of-{slug}"),
@@ -450,12 +465,7 @@ async fn the_stream_resumes_after_every_database_connection_is_killed() {
     for i in 0..5 {
         w.threat(A, format!("while-reconnecting-{i}"), "high").await;
     }
-    let mut received = Vec::new();
-    while let Some(payload) =
-        next_real(&mut ws, "t", "threatDetected", "threat", Duration::from_secs(5)).await
-    {
-        received.push(threat_type(&payload));
-    }
+    let received = collect(&mut ws, "t", "threatDetected", "threat", 5).await;
     let expected: Vec<String> = (0..5).map(|i| format!("while-reconnecting-{i}")).collect();
     assert_eq!(received, expected, "every threat, once, in order");
 }

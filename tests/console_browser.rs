@@ -435,11 +435,12 @@ fn authority(base_url: &str) -> String {
 
 // ---- the database -----------------------------------------------------------------------
 
+/// Fields drop in order: the gateway (and its feed hub) before the database.
 struct World {
-    _db: TestDb,
-    fx: Fixture,
     gw: TestGateway,
     owner: DatabaseConnection,
+    fx: Fixture,
+    _db: TestDb,
 }
 
 async fn world() -> World {
@@ -530,13 +531,21 @@ impl World {
     /// Inserts probe threats until the page shows one: from then on its subscription is
     /// demonstrably registered (the page sends `subscribe` without an answer to wait for).
     async fn until_feed_delivers(&self, page: &mut Page) {
-        for attempt in 0..20 {
+        // Any probe counts, also one that shows up late: delivery waits for the oldest
+        // transaction still running in the cluster, which other tests share.
+        let mut probes = Vec::new();
+        // Up to two minutes: another test's DROP DATABASE can hold back the cluster's
+        // oldest running transaction, the feed's horizon, for about a minute.
+        for attempt in 0..120 {
             let probe = format!("console-probe-{attempt}");
             self.threat(&probe, "low", "probe").await;
+            probes.push(probe);
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(1) {
-                if page.received(&probe).await {
-                    return;
+                for probe in &probes {
+                    if page.received(probe).await {
+                        return;
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -373,6 +373,9 @@ async fn catch_up(
 /// connection, asks for every tenant to be polled (the backfill).
 async fn listen(inner: std::sync::Weak<Inner>, wake: mpsc::UnboundedSender<Option<Uuid>>) {
     let mut listener = None;
+    // Reconnection backs off (1 s doubling to 30 s) so a database that is gone or being
+    // dropped is not hammered.
+    let mut backoff = Duration::from_secs(1);
     loop {
         let Some(strong) = inner.upgrade() else { return };
         if listener.is_none() {
@@ -381,6 +384,7 @@ async fn listen(inner: std::sync::Weak<Inner>, wake: mpsc::UnboundedSender<Optio
             match connect_listener(&pool).await {
                 Ok(l) => {
                     listener = Some(l);
+                    backoff = Duration::from_secs(1);
                     // Anything may have been missed while not listening.
                     if wake.send(None).is_err() {
                         return;
@@ -388,7 +392,8 @@ async fn listen(inner: std::sync::Weak<Inner>, wake: mpsc::UnboundedSender<Optio
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "feed listener cannot connect; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
             continue;
@@ -406,16 +411,11 @@ async fn listen(inner: std::sync::Weak<Inner>, wake: mpsc::UnboundedSender<Optio
                     }
                 }
             }
-            // The connection was lost; the listener reconnects on the next call.
-            Ok(Ok(None)) => {
-                if wake.send(None).is_err() {
-                    return;
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "feed listener lost its connection; reconnecting");
+            // The connection was lost: reconnect from the top (after checking that the
+            // hub still exists), then backfill.
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                tracing::warn!("feed listener lost its connection; reconnecting");
                 listener = None;
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     }
@@ -431,6 +431,8 @@ async fn connect_listener(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListe
         .await?;
     let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
     listener.ignore_pool_close_event(false);
+    // Reconnecting is the loop's decision (it checks the hub is alive and backs off).
+    listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
