@@ -19,10 +19,9 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use api::auth::crypto::KeyRing;
-use api::auth::mfa::code_at;
 use futures::future::join_all;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
@@ -32,6 +31,7 @@ use support::sessions::{
     assert_refresh_refused, assert_session_ended, assert_session_live, events_of, refresh, refresh_ok,
     sid_of, sign_in,
 };
+use support::totp::{MARGIN, at, code, settled_step, wrong_code};
 use support::{TestDb, sql};
 use uuid::Uuid;
 
@@ -64,60 +64,6 @@ const CHANGED_SUBJECT: &str = "Your password was changed";
 const RESET_DONE_SUBJECT: &str = "Your password was reset";
 const VERIFY_SUBJECT: &str = "Confirm your email address";
 const TAKEN_SUBJECT: &str = "Someone tried to register with your address";
-
-// ---------------------------------------------------------------------------------------
-// TOTP time steps (as in api_mfa.rs)
-// ---------------------------------------------------------------------------------------
-
-/// Seconds a time-step-sensitive test wants left in the current step when it starts.
-const MARGIN: u64 = 20;
-const STEP: u64 = 30;
-
-fn now_secs_f64() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs_f64()
-}
-
-fn current_step() -> u64 {
-    now_secs_f64() as u64 / STEP
-}
-
-/// The current step, after waiting for the next one when fewer than `min_left` seconds
-/// of this one remain.
-async fn settled_step(min_left: u64) -> u64 {
-    let left = STEP as f64 - now_secs_f64() % STEP as f64;
-    if left < min_left as f64 {
-        tokio::time::sleep(Duration::from_secs_f64(left + 0.25)).await;
-    }
-    current_step()
-}
-
-fn code(secret: &str, step: u64) -> String {
-    code_at(secret, step * STEP).expect("a code of a valid base32 secret")
-}
-
-/// A well-formed code that no step from `step - 3` to `step + 3` produces.
-fn wrong_code(secret: &str, step: u64) -> String {
-    let near: Vec<String> = (step - 3..=step + 3).map(|s| code(secret, s)).collect();
-    let mut n: u32 = near[3].parse().expect("digits");
-    loop {
-        n = (n + 1) % 1_000_000;
-        let candidate = format!("{n:06}");
-        if !near.contains(&candidate) {
-            return candidate;
-        }
-    }
-}
-
-fn at(step: u64) -> String {
-    format!("(planned step {step}, step now {})", current_step())
-}
-
-// ---------------------------------------------------------------------------------------
-// The world
-// ---------------------------------------------------------------------------------------
 
 struct World {
     gw: TestGateway,

@@ -21,7 +21,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api::auth::crypto::{CryptoError, KeyRing};
 use api::auth::mfa::code_at;
@@ -31,6 +30,7 @@ use serde_json::{Value, json};
 use support::fixture::{A, B, Fixture, PASSWORD};
 use support::gateway::{TEST_DATA_KEY, TestGateway, first_error_code};
 use support::sessions::events_of;
+use support::totp::{MARGIN, at, code, settled_step, wrong_code};
 use support::{TestDb, sql};
 use uuid::Uuid;
 
@@ -42,60 +42,6 @@ const CONFIRM: &str = "mutation($code: String!) { confirmTotp(code: $code) }";
 const DISABLE: &str = "mutation($code: String!) { disableTotp(code: $code) }";
 const GENERATE: &str = "mutation { generateBackupCodes }";
 const ME_MFA: &str = "{ me { id mfaEnabled backupCodesRemaining } }";
-
-/// Seconds a time-step-sensitive test wants left in the current step when it starts.
-const MARGIN: u64 = 20;
-const STEP: u64 = 30;
-
-// ---------------------------------------------------------------------------------------
-// Time steps and codes
-// ---------------------------------------------------------------------------------------
-
-fn now_secs_f64() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs_f64()
-}
-
-/// The current TOTP time step (what the gateway computes from the same clock).
-fn current_step() -> u64 {
-    now_secs_f64() as u64 / STEP
-}
-
-/// The current step, after waiting for the next one to begin when fewer than
-/// `min_left` seconds of this one remain.
-async fn settled_step(min_left: u64) -> u64 {
-    let left = STEP as f64 - now_secs_f64() % STEP as f64;
-    if left < min_left as f64 {
-        tokio::time::sleep(Duration::from_secs_f64(left + 0.25)).await;
-    }
-    current_step()
-}
-
-/// The code of time step `step`.
-fn code(secret: &str, step: u64) -> String {
-    code_at(secret, step * STEP).expect("a code of a valid base32 secret")
-}
-
-/// A well-formed code that no step from `step - 3` to `step + 3` produces.
-fn wrong_code(secret: &str, step: u64) -> String {
-    let near: Vec<String> = (step - 3..=step + 3).map(|s| code(secret, s)).collect();
-    let mut n: u32 = near[3].parse().expect("digits");
-    loop {
-        n = (n + 1) % 1_000_000;
-        let candidate = format!("{n:06}");
-        if !near.contains(&candidate) {
-            return candidate;
-        }
-    }
-}
-
-/// A note for assertion messages: the planned step and the step now, so a failure caused
-/// by a test outliving its step says so.
-fn at(step: u64) -> String {
-    format!("(planned step {step}, step now {})", current_step())
-}
 
 // ---------------------------------------------------------------------------------------
 // The world

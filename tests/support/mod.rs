@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod sessions;
 pub mod sql;
 pub mod tokens;
+pub mod totp;
 pub mod walk;
 pub mod ws;
 
