@@ -249,7 +249,7 @@ async fn token_transaction(
     token: &str,
     statement_timeout_ms: u64,
 ) -> Result<Option<sea_orm::DatabaseTransaction>, DbErr> {
-    let Some(tenant_id) = account_tokens::tenant_of(token) else {
+    let Some(tenant_id) = super::tokens::tenant_of_token(token) else {
         return Ok(None);
     };
     Ok(Some(

@@ -129,8 +129,3 @@ pub async fn revoke_all<C: ConnectionTrait>(txn: &C, user_id: Uuid) -> Result<u6
         .await?;
     Ok(result.rows_affected())
 }
-
-/// The tenant a token names, if it has the shape of one of ours.
-pub fn tenant_of(token: &str) -> Option<Uuid> {
-    tokens::tenant_of_token(token)
-}

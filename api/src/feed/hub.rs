@@ -141,7 +141,7 @@ impl FeedHub {
         if let Some(found) = self.existing(tenant_id) {
             return Ok(found);
         }
-        let txn = self.begin(tenant_id).await?;
+        let txn = self.inner.begin(tenant_id).await?;
         let cursor = store::current(&txn, tenant_id).await?;
         txn.commit().await?;
         let mut tenants = self.inner.tenants.lock().unwrap_or_else(|p| p.into_inner());
@@ -168,10 +168,6 @@ impl FeedHub {
             })
             .ended
             .subscribe()
-    }
-
-    async fn begin(&self, tenant_id: Uuid) -> Result<sea_orm::DatabaseTransaction, DbErr> {
-        self.inner.begin(tenant_id).await
     }
 }
 
