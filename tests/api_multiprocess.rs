@@ -57,11 +57,11 @@ impl Gateway {
     /// Starts a copy serving `db` as `ultracore_app` only (no owner URL: it neither
     /// migrates nor holds the owner's credentials), with the shared test secrets, and
     /// waits until /readyz answers 200.
-    async fn start(name: &'static str, db: &TestDb) -> Gateway {
+    async fn start(name: &'static str, db: &TestDb, env: &[(String, String)]) -> Gateway {
         // The port is chosen by binding :0 and released before the child binds it; another
         // process may take it in between, so a copy that cannot listen gets another port.
         for _ in 0..5 {
-            let mut gateway = Gateway::spawn(name, db);
+            let mut gateway = Gateway::spawn(name, db, env);
             match gateway.wait_ready().await {
                 Ok(()) => return gateway,
                 Err(log) if log.contains("cannot listen") => continue,
@@ -71,7 +71,7 @@ impl Gateway {
         panic!("gateway {name}: no free port after 5 tries");
     }
 
-    fn spawn(name: &'static str, db: &TestDb) -> Gateway {
+    fn spawn(name: &'static str, db: &TestDb, env: &[(String, String)]) -> Gateway {
         let dir = TempDir::new(&format!("ultracore-multiprocess-{name}"));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -89,6 +89,7 @@ impl Gateway {
             .env("ULTRACORE_DATA_KEY", TEST_DATA_KEY)
             .env("ULTRACORE_DATA_DIR", dir.path())
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
@@ -270,10 +271,24 @@ struct World {
 }
 
 impl World {
+    /// Two copies whose rate limits no case reaches (the feed case reports dozens of
+    /// threats in a minute).
     async fn start() -> World {
+        let relaxed = [
+            ("ULTRACORE_RATE_LIMITS__MUTATION_LIMIT", "100000"),
+            ("ULTRACORE_RATE_LIMITS__READ_LIMIT", "1000000"),
+            ("ULTRACORE_RATE_LIMITS__ENDPOINTS__LOGIN", "100000"),
+            ("ULTRACORE_RATE_LIMITS__ENDPOINTS__CHANGEPASSWORD", "100000"),
+        ];
+        World::start_with(&relaxed).await
+    }
+
+    /// Two copies with the same extra environment.
+    async fn start_with(env: &[(&str, &str)]) -> World {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let db = TestDb::new().await;
         let users = seed(&db).await;
-        let (a, b) = tokio::join!(Gateway::start("A", &db), Gateway::start("B", &db));
+        let (a, b) = tokio::join!(Gateway::start("A", &db, &env), Gateway::start("B", &db, &env));
         World { a, b, users, _db: db }
     }
 
@@ -469,5 +484,81 @@ async fn a_threat_reported_through_one_process_reaches_a_subscriber_of_the_other
         .unwrap_or_default();
     assert!(kind.starts_with("through-a-"), "{payload}");
     ws.close().await;
+    w.stop();
+}
+
+// ---------------------------------------------------------------------------------------
+// Rate limits are shared through PostgreSQL
+// ---------------------------------------------------------------------------------------
+
+/// Length of the rate-limit window in the case below: long enough for the requests of a
+/// window to land in it, short enough to wait one out.
+const WINDOW_SECS: u64 = 8;
+
+/// Sleeps until a fresh fixed window has just begun (windows are aligned to the epoch).
+async fn wait_for_window_start() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let into_window = now.as_millis() as u64 % (WINDOW_SECS * 1000);
+    tokio::time::sleep(Duration::from_millis(WINDOW_SECS * 1000 - into_window + 100)).await;
+}
+
+fn rate_limited_after(body: &Value) -> Option<u64> {
+    (first_error_code(body).as_deref() == Some("RATE_LIMITED"))
+        .then(|| body["errors"][0]["extensions"]["retryAfter"].as_u64())
+        .flatten()
+}
+
+#[tokio::test]
+async fn rate_limits_hold_across_two_gateway_processes_and_reset_after_their_window() {
+    let window = WINDOW_SECS.to_string();
+    let w = World::start_with(&[
+        ("ULTRACORE_RATE_LIMITS__WINDOW_SECS", window.as_str()),
+        ("ULTRACORE_RATE_LIMITS__ENDPOINTS__LOGIN", "4"),
+        ("ULTRACORE_RATE_LIMITS__MUTATION_LIMIT", "3"),
+    ])
+    .await;
+    let wrong =
+        json!({ "input": { "tenant": TENANT, "username": "nobody", "password": "wrong password 1" } });
+
+    // Sign-ins: four per window from this address, whichever copy they reach.
+    wait_for_window_start().await;
+    for gateway in [&w.a, &w.b, &w.a, &w.b] {
+        let body = gateway.gql(None, LOGIN, wrong.clone()).await;
+        assert_eq!(
+            first_error_code(&body).as_deref(),
+            Some("UNAUTHENTICATED"),
+            "within the limit, a wrong password is just refused: {body:#}"
+        );
+    }
+    for gateway in [&w.a, &w.b] {
+        let body = gateway.gql(None, LOGIN, wrong.clone()).await;
+        let retry_after = rate_limited_after(&body)
+            .unwrap_or_else(|| panic!("the fifth sign-in in the window, on {}: {body:#}", gateway.name));
+        assert!(
+            (1..=WINDOW_SECS).contains(&retry_after),
+            "retryAfter {retry_after}"
+        );
+    }
+    // The next window admits sign-ins again.
+    wait_for_window_start().await;
+    let admin = w.b.login("admin").await;
+
+    // Writes of one user: three per window, counted by both copies together.
+    for gateway in [&w.a, &w.b, &w.a] {
+        gateway
+            .data(Some(&admin), REPORT, json!({ "t": "counted" }))
+            .await;
+    }
+    let body =
+        w.b.gql(Some(&admin), REPORT, json!({ "t": "one too many" }))
+            .await;
+    assert!(rate_limited_after(&body).is_some(), "the fourth report: {body:#}");
+    // Reads do not share that budget.
+    w.a.me(&admin).await;
+    wait_for_window_start().await;
+    w.a.data(Some(&admin), REPORT, json!({ "t": "next window" }))
+        .await;
     w.stop();
 }

@@ -43,7 +43,7 @@ const TABLES_BEFORE_0011: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 17] = [
+const MIGRATIONS: [&str; 18] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -61,6 +61,7 @@ const MIGRATIONS: [&str; 17] = [
     "0015_intel_matching",
     "0016_live_feed",
     "0017_analytics",
+    "0018_rate_limits",
 ];
 
 /// How many migrations there are: "all applied".

@@ -40,6 +40,26 @@ pub const SQL_MARKERS: [&str; 7] = [
     "sqlx",
 ];
 
+/// Raises every rate limit far above what a test sends.
+pub fn relax_rate_limits(config: &mut Config) {
+    let limits = &mut config.rate_limits;
+    for endpoint in api::config::rate_limits::PUBLIC_ENDPOINTS {
+        limits.endpoints.insert(endpoint.to_string(), 100_000);
+    }
+    for endpoint in [
+        "changePassword",
+        "enrollTotp",
+        "confirmTotp",
+        "disableTotp",
+        "generateBackupCodes",
+        "requestEmailVerification",
+    ] {
+        limits.endpoints.insert(endpoint.to_string(), 100_000);
+    }
+    limits.mutation_limit = 100_000;
+    limits.read_limit = 1_000_000;
+}
+
 /// A running gateway; stops (gracefully) when dropped.
 pub struct TestGateway {
     addr: SocketAddr,
@@ -58,6 +78,10 @@ impl TestGateway {
     /// Serves over `db` after `tweak` has adjusted the default configuration.
     pub async fn start_with(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> TestGateway {
         let mut config = Config::default();
+        // Tests sign in and write far faster than any client: the limiter stays on (its
+        // SQL runs on every mutation of every test) with budgets no test reaches. The rate
+        // limit tests (api_rate_limits) set their own.
+        relax_rate_limits(&mut config);
         tweak(&mut config);
         let pool = api::db::connect_app(&db.app_url(), &config.database)
             .await

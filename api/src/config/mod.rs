@@ -5,7 +5,10 @@
 //! by hand: `DATABASE_URL` (the owner's connection), `ULTRACORE_APP_DATABASE_URL` and
 //! `ULTRACORE_APP_DB_PASSWORD` (the serving role's connection).
 
+pub mod rate_limits;
 pub mod secrets;
+
+pub use rate_limits::RateLimitConfig;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +53,8 @@ pub struct Config {
     pub data_previous_keys: Option<String>,
     /// Delivery of the notification outbox (reset links, verification links, alerts).
     pub notifications: NotificationConfig,
+    /// Adaptive rate limits (see `crate::security::rate_limit`).
+    pub rate_limits: RateLimitConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,6 +228,7 @@ impl Default for Config {
             data_key_file: None,
             data_previous_keys: None,
             notifications: NotificationConfig::default(),
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }

@@ -86,6 +86,43 @@ pub fn mutation_limited_to(doc: &ExecutableDocument, name: Option<&str>, allowed
             })
 }
 
+/// The root fields the chosen operation selects, each with how many times: aliases and
+/// repeats each count, and fragments spread at the root are expanded (the rate limiter
+/// counts every one, so ten aliased `login`s are ten sign-ins). `__typename` is left out.
+pub fn root_field_hits(doc: &ExecutableDocument, name: Option<&str>) -> Vec<(String, u32)> {
+    fn collect(doc: &ExecutableDocument, set: &SelectionSet, depth: usize, hits: &mut Vec<(String, u32)>) {
+        // Fragment cycles are refused later by validation; stop expanding well before.
+        if depth > 8 {
+            return;
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    let field = f.node.name.node.as_str();
+                    if field == "__typename" {
+                        continue;
+                    }
+                    match hits.iter_mut().find(|(name, _)| name == field) {
+                        Some((_, n)) => *n += 1,
+                        None => hits.push((field.to_string(), 1)),
+                    }
+                }
+                Selection::InlineFragment(f) => collect(doc, &f.node.selection_set.node, depth + 1, hits),
+                Selection::FragmentSpread(spread) => {
+                    if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
+                        collect(doc, &fragment.node.selection_set.node, depth + 1, hits);
+                    }
+                }
+            }
+        }
+    }
+    let mut hits = Vec::new();
+    if let Some(operation) = chosen_operation(doc, name) {
+        collect(doc, &operation.node.selection_set.node, 0, &mut hits);
+    }
+    hits
+}
+
 /// Aliases written in the document (operations and fragment definitions, counted as
 /// written: fragment expansion is bounded by the complexity limit instead).
 pub fn alias_count(doc: &ExecutableDocument) -> usize {
@@ -132,5 +169,18 @@ mod tests {
         .expect("parses");
         assert_eq!(alias_count(&doc), 4);
         assert_eq!(operation_type(&doc, None), Some(OperationType::Query));
+    }
+
+    #[test]
+    fn root_fields_count_aliases_repeats_and_fragments() {
+        let doc = async_graphql::parser::parse_query(
+            "mutation { a: login(x: 1) { ok } b: login(x: 2) { ok } ...F __typename } \
+             fragment F on Mutation { login(x: 3) { ok } logout }",
+        )
+        .expect("parses");
+        assert_eq!(
+            root_field_hits(&doc, None),
+            vec![("login".to_string(), 3), ("logout".to_string(), 1)]
+        );
     }
 }

@@ -23,6 +23,7 @@ use crate::auth::permissions::Principal;
 use crate::auth::roles::Role;
 use crate::config::Config;
 use crate::db::{Access, TenantScope, begin_tenant_transaction};
+use crate::security::rate_limit::RateLimiter;
 
 /// What resolvers need beyond the request: the serving pool, the token keys, the config.
 /// Stored once in the schema's data.
@@ -41,6 +42,8 @@ pub struct Services {
 pub struct Gateway {
     pub schema: GatewaySchema,
     pub services: Arc<Services>,
+    /// Shared by every operation of this copy (its read windows live in memory).
+    limiter: Arc<RateLimiter>,
 }
 
 impl Gateway {
@@ -60,7 +63,15 @@ impl Gateway {
             )
         });
         let schema = super::build_schema(&services.config, Some(services.clone()), feed);
-        Gateway { schema, services }
+        let limiter = Arc::new(RateLimiter::new(
+            services.config.rate_limits.clone(),
+            services.config.database.statement_timeout_ms,
+        ));
+        Gateway {
+            schema,
+            services,
+            limiter,
+        }
     }
 
     /// Runs an operation sent over the WebSocket: a subscription becomes a stream of
@@ -102,6 +113,8 @@ impl Gateway {
                 "the document nests deeper than {MAX_TEXT_NESTING} levels"
             )));
         }
+        let operation_name = request.operation_name.clone();
+        let mut root_fields = Vec::new();
         if let Ok(doc) = request.parsed_query() {
             let aliases = document::alias_count(doc);
             if aliases > self.services.config.graphql.max_aliases {
@@ -110,10 +123,24 @@ impl Gateway {
                     self.services.config.graphql.max_aliases
                 )));
             }
+            root_fields = document::root_field_hits(doc, operation_name.as_deref());
         }
         let Some(claimed) = principal else {
             return refuse(ApiError::unauthenticated());
         };
+        if let Err(refused) = self
+            .limiter
+            .admit(
+                &self.services.db,
+                Some(&claimed),
+                client.ip,
+                OperationType::Subscription,
+                &root_fields,
+            )
+            .await
+        {
+            return refuse(refused);
+        }
         if claimed.password_change_only {
             return refuse(ApiError::PasswordExpired);
         }
@@ -193,6 +220,7 @@ impl Gateway {
         }
         let operation_name = request.operation_name.clone();
         let confined = principal.as_ref().is_some_and(|p| p.password_change_only);
+        let mut root_fields = Vec::new();
         let kind = match request.parsed_query() {
             Ok(doc) => {
                 if confined && !document::mutation_limited_to(doc, operation_name.as_deref(), CONFINED_FIELDS)
@@ -206,6 +234,7 @@ impl Gateway {
                         config.max_aliases
                     )));
                 }
+                root_fields = document::root_field_hits(doc, operation_name.as_deref());
                 document::operation_type(doc, operation_name.as_deref())
             }
             // A confined caller gets nothing but PASSWORD_EXPIRED, even for bad syntax.
@@ -213,6 +242,23 @@ impl Gateway {
             // Let the executor report the syntax error in its usual shape.
             Err(_) => None,
         };
+
+        // Counted before any other work, and committed on its own: a refused or failing
+        // operation still uses up its budget.
+        if let Some(kind) = kind
+            && let Err(refused) = self
+                .limiter
+                .admit(
+                    &self.services.db,
+                    principal.as_ref(),
+                    client.ip,
+                    kind,
+                    &root_fields,
+                )
+                .await
+        {
+            return error_response(refused);
+        }
 
         // The token is only a claim: the session and the user are re-read inside the
         // operation's transaction, so a revoked session, a lock, a deactivation or a role
