@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod feed;
+pub mod geo;
 pub mod graphql;
 pub mod intel;
 pub mod notify;

@@ -101,12 +101,14 @@ impl TestGateway {
             .await
             .expect("dummy hash task")
             .expect("dummy hash");
+        let config_geo = config.geo.clone();
         let gateway = Gateway::new(Services {
             db: pool,
             keys,
             config,
             dummy_hash,
             data_keys: api::auth::crypto::KeyRing::new(TEST_DATA_KEY, &[]).expect("data key"),
+            geo: api::geo::GeoLocator::open(&config_geo).expect("the configured GeoIP database opens"),
         });
         let router = api::server::router(gateway.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");

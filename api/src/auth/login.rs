@@ -37,6 +37,8 @@ pub struct LoginAttempt {
     pub device_fingerprint: Option<String>,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// Where the client is, when known (`crate::geo`).
+    pub geo: Option<crate::geo::GeoPoint>,
 }
 
 /// A successful sign-in.
@@ -108,6 +110,7 @@ fn risk_attempt<'a>(
         ip: attempt.ip,
         device_fingerprint: attempt.device_fingerprint.as_deref(),
         user_agent: attempt.user_agent.as_deref(),
+        geo: attempt.geo.as_ref(),
         user_trust: user.and_then(|u| u.trust_score.to_string().parse().ok()),
         now,
         failed_as: None,
@@ -330,6 +333,16 @@ pub async fn login(
         if mfa_verified { "demand_mfa" } else { "alert" },
     )
     .await?;
+    risk::detectors::impossible_travel(
+        &txn,
+        tenant_id,
+        user.user_id,
+        ip_text.as_deref(),
+        &signals,
+        policy.risk.weights.max_travel_kmh,
+        if mfa_verified { "demand_mfa" } else { "alert" },
+    )
+    .await?;
     let trust_step = if mfa_verified {
         risk::trust::MFA_SIGN_IN
     } else {
@@ -489,6 +502,7 @@ pub async fn record_reauthentication_failure(
         device_fingerprint: None,
         ip,
         user_agent,
+        geo: None,
     };
     let (event_type, description) = match what {
         Reauthentication::MfaCode => ("mfa_failure", "wrong or reused TOTP code to change MFA settings"),
@@ -709,6 +723,7 @@ async fn record_risk_event<C: ConnectionTrait>(
             user_agent: attempt.user_agent.clone(),
             risk,
             details,
+            geolocation: attempt.geo.as_ref().map(crate::geo::GeoPoint::to_json),
         },
     )
     .await

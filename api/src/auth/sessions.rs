@@ -91,6 +91,7 @@ pub async fn open<C: ConnectionTrait>(txn: &C, session: NewSession<'_>) -> Resul
 pub struct ClientContext {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    pub geo: Option<crate::geo::GeoPoint>,
 }
 
 pub async fn refresh(
@@ -181,6 +182,7 @@ pub async fn refresh(
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
             device_fingerprint: None,
             user_agent: client.user_agent.as_deref(),
+            geo: client.geo.as_ref(),
             user_trust: user.trust_score.to_string().parse().ok(),
             now: Utc::now(),
             failed_as: None,

@@ -257,6 +257,9 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
     let outbox_sender = crate::notify::sender::from_config(config)?;
     let outbox_keys = std::sync::Arc::new(KeyRing::new(&data_key, &previous_data_keys)?);
     crate::server::client_ip::parse_all(&config.http.trusted_proxies).map_err(anyhow::Error::msg)?;
+    // An unreadable GeoIP database stops the start: a risk engine silently blind to
+    // travel is worse than a clear error.
+    let geo = crate::geo::GeoLocator::open(&config.geo)?;
     let app_db = db::connect_app(app_url, &config.database).await?;
     db::ensure_role_cannot_bypass_rls(&app_db).await?;
     let gateway = Gateway::new(Services {
@@ -265,6 +268,7 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
         config: config.clone(),
         dummy_hash,
         data_keys,
+        geo,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -55,6 +55,8 @@ pub struct Config {
     pub notifications: NotificationConfig,
     /// Adaptive rate limits (see `crate::security::rate_limit`).
     pub rate_limits: RateLimitConfig,
+    /// Where clients are, for impossible travel (see `crate::geo`).
+    pub geo: crate::geo::GeoConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -229,6 +231,7 @@ impl Default for Config {
             data_previous_keys: None,
             notifications: NotificationConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            geo: crate::geo::GeoConfig::default(),
         }
     }
 }

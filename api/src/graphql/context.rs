@@ -15,12 +15,23 @@ pub struct ClientInfo {
     pub ip: Option<IpAddr>,
     /// Truncated to 512 characters and stripped of control characters (log injection).
     pub user_agent: Option<String>,
+    /// Where the client is, when a GeoIP database or a trusted proxy says so.
+    pub geo: Option<crate::geo::GeoPoint>,
 }
 
 impl ClientInfo {
     pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> ClientInfo {
         let user_agent = user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(512).collect());
-        ClientInfo { ip, user_agent }
+        ClientInfo {
+            ip,
+            user_agent,
+            geo: None,
+        }
+    }
+
+    pub fn with_geo(mut self, geo: Option<crate::geo::GeoPoint>) -> ClientInfo {
+        self.geo = geo;
+        self
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Services {
     pub dummy_hash: String,
     /// Keys for secrets at rest (the MFA secret).
     pub data_keys: KeyRing,
+    /// Locates clients for the risk engine (knows nothing unless configured).
+    pub geo: crate::geo::GeoLocator,
 }
 
 /// The schema plus its services: everything needed to run operations.

@@ -332,6 +332,64 @@ pub async fn token_reuse<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A sign-in from further away than anyone can travel since the user's previous one.
+/// `response` is what the sign-in path did: `demand_mfa` when the second factor was
+/// demanded and given, `alert` when the user has none to demand.
+pub async fn impossible_travel<C: ConnectionTrait>(
+    txn: &C,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    ip: Option<&str>,
+    signals: &Signals,
+    max_travel_kmh: f64,
+    response: &str,
+) -> Result<(), DbErr> {
+    let (Some(speed), Some(from), Some(here)) = (
+        signals.travel_km_per_hour,
+        &signals.travelled_from,
+        &signals.travelled_to,
+    ) else {
+        return Ok(());
+    };
+    if speed <= max_travel_kmh {
+        return Ok(());
+    }
+    let indicator = format!("user:{user_id}");
+    if recently_raised(txn, "impossible_travel", &indicator).await? {
+        return Ok(());
+    }
+    raise(
+        txn,
+        NewThreat {
+            tenant_id,
+            threat_type: "impossible_travel",
+            severity: "high",
+            description: format!(
+                "signed in from {} {:.0} km from the previous sign-in in {}, at {:.0} km/h",
+                here.label(),
+                here.distance_km(from),
+                from.label(),
+                speed
+            ),
+            indicators: [
+                Some(indicator),
+                ip.map(|ip| format!("ip:{ip}")),
+                Some(format!("geo:{}", here.label())),
+                Some(format!("geo:{}", from.label())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            affected_users: vec![user_id],
+            confidence: 80.0,
+            response_action: response,
+        },
+        || async { Response::Executed },
+    )
+    .await?;
+    Ok(())
+}
+
 /// The address is blocked from signing in to the tenant for the rest of the window.
 async fn block_ip<C: ConnectionTrait>(txn: &C, tenant_id: Uuid, ip: &str) -> Response {
     match crate::auth::throttle::block_login(txn, tenant_id, ip).await {

@@ -14,6 +14,12 @@ pub const FAILURE_WINDOW_MINUTES: i64 = 15;
 pub const HISTORY_DAYS: i64 = 90;
 /// Successful sign-ins needed before the hour of day is judged against history.
 pub const HOUR_BASELINE: i64 = 10;
+/// Moves shorter than this are not judged as travel: city-level GeoIP is often off by
+/// tens of kilometres, and mobile carriers route through the nearest large city.
+pub const MIN_TRAVEL_KM: f64 = 100.0;
+/// Elapsed time is floored at this many hours, so two sign-ins a second apart do not
+/// divide by zero.
+const MIN_TRAVEL_HOURS: f64 = 1.0 / 60.0;
 
 /// Signals of one attempt. Counts include the attempt being scored when it failed.
 #[derive(Debug, Clone, Default)]
@@ -37,9 +43,14 @@ pub struct Signals {
     pub user_agent_changed: bool,
     /// Active threat intelligence that the address, the email or its domain hit.
     pub intel: Vec<IntelMatch>,
-    /// Distance per hour between this and the previous sign-in's geolocation, when both
-    /// are known (no GeoIP database is configured by default: then None).
+    /// Distance per hour between this and the previous successful sign-in's
+    /// geolocation, when both are known and at least [`MIN_TRAVEL_KM`] apart (no GeoIP
+    /// database or proxy headers are configured by default: then None).
     pub travel_km_per_hour: Option<f64>,
+    /// Where the previous successful sign-in was, and where this one is, when travel
+    /// was measured.
+    pub travelled_from: Option<crate::geo::GeoPoint>,
+    pub travelled_to: Option<crate::geo::GeoPoint>,
     /// users.trust_score (0-100), when the user exists.
     pub user_trust: Option<f64>,
     /// trusted_devices.trust_score of the device, when known.
@@ -54,6 +65,8 @@ pub struct Attempt<'a> {
     pub ip: Option<IpAddr>,
     pub device_fingerprint: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// Where the client is, when known.
+    pub geo: Option<&'a crate::geo::GeoPoint>,
     pub user_trust: Option<f64>,
     pub now: DateTime<Utc>,
     /// Set when the attempt failed and is being recorded: its identity (the user id, or a
@@ -127,7 +140,7 @@ async fn history<C: ConnectionTrait>(
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "with past as ( \
-                select ip_address, user_agent, \"timestamp\" from security_events \
+                select ip_address, user_agent, geolocation, \"timestamp\" from security_events \
                  where user_id = $1 and event_type = 'login_success' \
                    and \"timestamp\" > now() - make_interval(days => $5)) \
              select \
@@ -140,6 +153,10 @@ async fn history<C: ConnectionTrait>(
                  where abs(((extract(hour from \"timestamp\" at time zone 'UTC')::int - $3 + 36) % 24) - 12) <= 1) \
                  as near_hour, \
                (select user_agent from past order by \"timestamp\" desc limit 1) as last_agent, \
+               (select geolocation from past where geolocation ? 'latitude' \
+                 order by \"timestamp\" desc limit 1) as last_geo, \
+               (select extract(epoch from now() - \"timestamp\")::float8 from past \
+                 where geolocation ? 'latitude' order by \"timestamp\" desc limit 1) as last_geo_age_secs, \
                (select trust_score::float8 from trusted_devices \
                  where user_id = $1 and device_fingerprint = $4) as device_trust, \
                (select count(*) from trusted_devices where user_id = $1 and device_fingerprint = $4) as device_known",
@@ -172,6 +189,20 @@ async fn history<C: ConnectionTrait>(
     }
     if let (Some(last), Some(now)) = (last_agent, attempt.user_agent) {
         s.user_agent_changed = last != now;
+    }
+    let last_geo: Option<serde_json::Value> = row.try_get("", "last_geo")?;
+    let last_geo_age_secs: Option<f64> = row.try_get("", "last_geo_age_secs")?;
+    if let (Some(here), Some(there), Some(age)) = (
+        attempt.geo,
+        last_geo.as_ref().and_then(crate::geo::GeoPoint::from_json),
+        last_geo_age_secs,
+    ) {
+        let km = here.distance_km(&there);
+        if km >= MIN_TRAVEL_KM {
+            s.travel_km_per_hour = Some(km / (age / 3600.0).max(MIN_TRAVEL_HOURS));
+            s.travelled_from = Some(there);
+            s.travelled_to = Some(here.clone());
+        }
     }
     Ok(())
 }

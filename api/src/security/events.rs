@@ -25,6 +25,8 @@ pub struct NewSecurityEvent<'a> {
     pub risk: Option<&'a crate::risk::Assessment>,
     /// Further details (merged into `metadata`).
     pub details: Option<serde_json::Value>,
+    /// Where the client was (`geolocation`).
+    pub geolocation: Option<serde_json::Value>,
 }
 
 /// Inserts the event on `txn`, so it commits with (or, for bookkeeping transactions,
@@ -35,8 +37,8 @@ pub async fn record<C: ConnectionTrait>(txn: &C, event: NewSecurityEvent<'_>) ->
         DbBackend::Postgres,
         "insert into security_events (event_id, tenant_id, user_id, event_type, event_category, severity, \
                                       ip_address, device_fingerprint, user_agent, description, action_taken, \
-                                      risk_score, fraud_score, anomaly_score, metadata) \
-         values ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9, $10, $11, $12, $13, $14, $15)",
+                                      risk_score, fraud_score, anomaly_score, metadata, geolocation) \
+         values ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         [
             Uuid::now_v7().into(),
             event.tenant_id.into(),
@@ -53,6 +55,7 @@ pub async fn record<C: ConnectionTrait>(txn: &C, event: NewSecurityEvent<'_>) ->
             event.risk.map(|r| decimal(r.fraud_score)).into(),
             event.risk.map(|r| decimal(r.anomaly_score)).into(),
             metadata.into(),
+            event.geolocation.into(),
         ],
     ))
     .await?;

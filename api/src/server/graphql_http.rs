@@ -48,14 +48,19 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-fn client_info(peer: SocketAddr, headers: &HeaderMap, trusted_proxies: &[String]) -> ClientInfo {
+fn client_info(peer: SocketAddr, headers: &HeaderMap, gateway: &Gateway) -> ClientInfo {
     // Entries were checked when serving started; an invalid one trusts nobody.
-    let trusted = super::client_ip::parse_all(trusted_proxies).unwrap_or_default();
+    let trusted =
+        super::client_ip::parse_all(&gateway.services.config.http.trusted_proxies).unwrap_or_default();
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = super::client_ip::client_ip(peer.ip(), forwarded, &trusted);
+    let via_trusted_proxy = trusted.iter().any(|network| network.contains(peer.ip()));
+    let geo = gateway.services.geo.locate(client, headers, via_trusted_proxy);
     ClientInfo::new(
-        Some(super::client_ip::client_ip(peer.ip(), forwarded, &trusted)),
+        Some(client),
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()),
     )
+    .with_geo(geo)
 }
 
 /// POST /graphql. Only `application/json` bodies: a form or text/plain POST (what a
@@ -119,7 +124,7 @@ pub async fn post_graphql(
         Ok(principal) => principal,
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, e),
     };
-    let client = client_info(peer, &headers, &gateway.services.config.http.trusted_proxies);
+    let client = client_info(peer, &headers, &gateway);
     let response = match batch {
         BatchRequest::Single(request) => {
             BatchResponse::Single(gateway.execute(principal, client, request).await)
@@ -204,7 +209,7 @@ pub async fn websocket(
     let principal = Arc::new(OnceLock::new());
     let executor = ConnectionExecutor {
         gateway: gateway.clone(),
-        client: client_info(peer, &headers, &gateway.services.config.http.trusted_proxies),
+        client: client_info(peer, &headers, &gateway),
         principal: principal.clone(),
     };
     let max_message = gateway.services.config.graphql.max_body_bytes;

@@ -78,6 +78,7 @@ impl AuthMutation {
             device_fingerprint: fingerprint,
             ip: client.ip,
             user_agent: client.user_agent.clone(),
+            geo: client.geo.clone(),
         };
         match login::login(&services.db, &settings, attempt).await {
             Ok(ok) => Ok(AuthPayload {
@@ -121,6 +122,7 @@ impl AuthMutation {
         let context = ClientContext {
             ip: client.ip.map(|ip| ip.to_string()),
             user_agent: client.user_agent.clone(),
+            geo: client.geo.clone(),
         };
         match sessions::refresh(&services.db, &settings, &refresh_token, &context).await {
             Ok(ok) => Ok(AuthPayload {
