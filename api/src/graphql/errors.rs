@@ -41,9 +41,9 @@ impl ApiError {
                 format!("too many requests; retry after {retry_after_secs} s")
             }
             ApiError::PasswordExpired => "the password has expired: change it first".into(),
-            ApiError::MfaRequired => {
-                "this account has two-factor authentication: give totpCode or backupCode".into()
-            }
+            ApiError::MfaRequired => "a second factor is required: give totpCode or backupCode (for a \
+                                       sensitive change: sign in again with it)"
+                .into(),
             ApiError::Internal(_) => "internal error".into(),
         }
     }

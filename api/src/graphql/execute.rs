@@ -261,6 +261,24 @@ impl Gateway {
         {
             return error_response(refused);
         }
+        if kind == Some(OperationType::Mutation)
+            && let Some(claimed) = principal.as_ref()
+        {
+            let sensitive = crate::risk::sensitive::sensitive_fields(&root_fields);
+            if !sensitive.is_empty()
+                && let Err(refused) = crate::risk::sensitive::assess(
+                    &self.services.db,
+                    self.services.config.database.statement_timeout_ms,
+                    &crate::risk::RulesModel,
+                    claimed,
+                    &client,
+                    &sensitive,
+                )
+                .await
+            {
+                return error_response(refused);
+            }
+        }
 
         // The token is only a claim: the session and the user are re-read inside the
         // operation's transaction, so a revoked session, a lock, a deactivation or a role

@@ -13,10 +13,12 @@
 //! - [`detectors`] create threat events (brute force, credential stuffing, password
 //!   spraying, threat-intelligence hits, token reuse), carry out their response and open
 //!   or join an incident for high and critical ones.
+//! - [`sensitive`] scores sensitive mutations before they run.
 //! - [`trust`] moves users' and devices' trust scores with their history.
 
 pub mod detectors;
 pub mod model;
+pub mod sensitive;
 pub mod signals;
 pub mod trust;
 
