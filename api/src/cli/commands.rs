@@ -37,6 +37,21 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Keys {
             action: KeysAction::GenerateDataKey,
         } => Ok(super::keys::generate_data_key()),
+        // Talks to a gateway over HTTP, not to the database.
+        Command::Demo {
+            action:
+                super::DemoAction::Attack {
+                    url,
+                    tenant,
+                    accounts,
+                    delay_ms,
+                },
+        } => super::demo::attack(
+            &url,
+            &tenant,
+            accounts,
+            std::time::Duration::from_millis(delay_ms),
+        ),
         other => {
             let config = Config::load()?;
             let source = DatabaseSource::resolve(&config).await?;
@@ -75,6 +90,7 @@ async fn admin(source: &DatabaseSource, config: &Config, command: Command) -> an
         Command::Audit { action } => audit_command(&owner, action).await,
         Command::Keys { action } => super::keys::run(&owner, config, action).await,
         Command::Intel { action } => super::intel::run(&owner, action).await,
+        Command::Demo { action } => super::demo::run(&owner, config, action).await,
         Command::Serve { .. } | Command::Schema => unreachable!("handled in run()"),
     };
     owner.close().await.ok();

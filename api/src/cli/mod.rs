@@ -2,9 +2,11 @@
 //! clear line on stderr and a non-zero exit, never a backtrace.
 
 mod commands;
+mod demo;
 mod intel;
 mod keys;
 
+pub use demo::DemoAction;
 pub use intel::{EXIT_SKIPPED, IntelAction};
 
 use std::net::SocketAddr;
@@ -64,6 +66,11 @@ pub enum Command {
     Intel {
         #[command(subcommand)]
         action: IntelAction,
+    },
+    /// Seed two demo tenants, or replay a credential-stuffing attack against a gateway.
+    Demo {
+        #[command(subcommand)]
+        action: DemoAction,
     },
 }
 

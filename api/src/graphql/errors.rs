@@ -41,8 +41,8 @@ impl ApiError {
                 format!("too many requests; retry after {retry_after_secs} s")
             }
             ApiError::PasswordExpired => "the password has expired: change it first".into(),
-            ApiError::MfaRequired => "a second factor is required: give totpCode or backupCode (for a \
-                                       sensitive change: sign in again with it)"
+            ApiError::MfaRequired => "two-factor authentication is required: give totpCode or \
+                                       backupCode (for a sensitive change: sign in again with it)"
                 .into(),
             ApiError::Internal(_) => "internal error".into(),
         }
