@@ -17,6 +17,7 @@ const modules = path.join(__dirname, 'node_modules');
 const { postgraphile } = require(path.join(modules, 'postgraphile'));
 const { Pool } = require(path.join(modules, 'pg'));
 const jwt = require(path.join(modules, 'jsonwebtoken'));
+const { makePgSmartTagsPlugin } = require(path.join(modules, 'graphile-utils'));
 
 const secret = process.env.PEER_JWT_SECRET;
 const port = Number(process.env.PEER_PORT || 5678);
@@ -43,7 +44,18 @@ function claimsOf(req) {
   });
 }
 
+// Only the tables and the two computed columns the scenarios use: every other function
+// of the schema (audit chain helpers, triggers' helpers ...) is omitted, as PostGraphile
+// would otherwise expose each as a field (and two of them collide with column names).
+const COMPUTED = new Set(['security_incidents_related_threats', 'threat_events_affected_users']);
+const OnlyOurFunctions = makePgSmartTagsPlugin({
+  kind: 'procedure',
+  match: (proc) => !COMPUTED.has(proc.name),
+  tags: { omit: true },
+});
+
 const middleware = postgraphile(pool, 'public', {
+  appendPlugins: [OnlyOurFunctions],
   graphiql: false,
   disableQueryLog: true,
   retryOnInitFail: false,
@@ -60,5 +72,5 @@ const middleware = postgraphile(pool, 'public', {
 });
 
 http.createServer(middleware).listen(port, '127.0.0.1', () => {
-  console.log(`PEER_READY ${port}`);
+  console.log(`listening on 127.0.0.1:${port}`);
 });
