@@ -148,7 +148,7 @@ async fn history<C: ConnectionTrait>(txn: &C, tenant_id: Uuid, users: &[Uuid]) -
                 ('10.' || (n % 200) || '.' || (n * 7 % 250) || '.' || (10 + i % 40))::inet, \
                 'Mozilla/5.0 (demo browser)', 'signed in with password', 'allow', (random() * 15)::numeric(5,2), \
                 date_trunc('day', now()) - make_interval(days => i % 30) \
-                  + make_interval(hours => 8 + n % 9, mins => (random() * 59)::int) \
+                  + make_interval(hours => (8 + n % 9)::int, mins => (random() * 59)::int) \
            from unnest($2::uuid[]) with ordinality as t(u, n), generate_series(1, 40) as i",
         // Typos: a failure now and then.
         "insert into security_events (tenant_id, user_id, event_type, event_category, severity, ip_address, \
@@ -163,26 +163,26 @@ async fn history<C: ConnectionTrait>(txn: &C, tenant_id: Uuid, users: &[Uuid]) -
                                     response_status, detected_at, resolved_at) \
          values \
            ($1, 'brute_force', 'high', 'resolved', 'five failed sign-ins locked the account', \
-            array['ip:198.51.100.23'], array[$2::uuid[]][1:1][5:5], 'rule_based', 90, 'lock_account', 'executed', \
+            array['ip:198.51.100.23'], array[($2::uuid[])[5]], 'rule_based', 90, 'lock_account', 'executed', \
             now() - interval '21 days', now() - interval '20 days'), \
            ($1, 'phishing', 'medium', 'mitigated', 'look-alike domain reported by a customer', \
             array['domain:secure-login-demo.example'], '{}', 'manual', 70, 'alert', 'executed', \
             now() - interval '9 days', null), \
            ($1, 'threat_intel_match', 'high', 'investigating', 'sign-in from an address on a botnet list', \
-            array['ip:203.0.113.66'], array[$2::uuid[]][1:1][6:6], 'rule_based', 80, 'demand_mfa', 'executed', \
+            array['ip:203.0.113.66'], array[($2::uuid[])[6]], 'rule_based', 80, 'demand_mfa', 'executed', \
             now() - interval '2 days', null)",
         "insert into security_incidents (tenant_id, incident_type, severity, status, priority, title, description, \
                                          assigned_to, related_threat_ids, created_at, resolved_at, closed_at) \
          select $1, 'brute_force', 'high', 'closed', 'high', 'Brute force on a customer account', \
                 'Account locked by the detector; customer confirmed and reset the password.', \
-                $2[4], array_agg(threat_id), now() - interval '21 days', now() - interval '19 days', \
+                ($2::uuid[])[4], array_agg(threat_id), now() - interval '21 days', now() - interval '19 days', \
                 now() - interval '18 days' \
            from threat_events where tenant_id = $1 and threat_type = 'brute_force'",
         "insert into security_incidents (tenant_id, incident_type, severity, status, priority, title, description, \
                                          assigned_to, related_threat_ids, created_at) \
          select $1, 'threat_intel_match', 'high', 'investigating', 'high', 'Sign-in from a known botnet address', \
                 'Second factor was demanded and given; checking with the customer.', \
-                $2[4], array_agg(threat_id), now() - interval '2 days' \
+                ($2::uuid[])[4], array_agg(threat_id), now() - interval '2 days' \
            from threat_events where tenant_id = $1 and threat_type = 'threat_intel_match'",
         "insert into threat_intelligence (tenant_id, indicator_type, indicator_value, threat_type, severity, \
                                           confidence, source, description) \
@@ -225,11 +225,10 @@ pub fn attack(url: &str, tenant: &str, accounts: usize, delay: Duration) -> anyh
         names.len()
     );
     let mut tally = std::collections::BTreeMap::<String, usize>::new();
-    // One wrong password per account (stuffing), then five on the first (brute force).
-    let attempts = names
-        .iter()
-        .cloned()
-        .chain(std::iter::repeat_n(names[0].clone(), 5));
+    // Five wrong passwords on the first account (brute force: it locks), then one on
+    // each of the others (stuffing: from the tenth account on, the address is blocked and
+    // the rest are refused before any password is checked).
+    let attempts = std::iter::repeat_n(names[0].clone(), 4).chain(names.iter().cloned());
     for (i, username) in attempts.enumerate() {
         let reply = target.login(tenant, &username, &format!("Summer2026!{i}"))?;
         let outcome = reply["errors"][0]["extensions"]["code"]
@@ -246,7 +245,8 @@ pub fn attack(url: &str, tenant: &str, accounts: usize, delay: Duration) -> anyh
     }
     println!("done: {tally:?}");
     println!(
-        "expect threats credential_stuffing (address blocked) and brute_force (account locked), and an incident"
+        "expect threats brute_force (account locked) and password_spraying or credential_stuffing \
+         (address blocked), and incidents"
     );
     Ok(ExitCode::SUCCESS)
 }
