@@ -12,6 +12,8 @@
 
 mod support;
 
+use api::risk::sensitive::SENSITIVE_FIELDS;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use sea_orm::DatabaseConnection;
@@ -1136,8 +1138,15 @@ impl<'w> MutationProbe<'w> {
         if !b_changed.is_empty() {
             self.findings.push(format!("{what}: changed B's {b_changed:?}"));
         }
+        // Every authenticated mutation counts in the caller's own rate-limit windows
+        // before it runs, failing or not (security::rate_limit): A's windows may move,
+        // B's never.
         let a_changed: Vec<String> = fingerprint_changes(&before.a, &after.a)
             .into_iter()
+            .filter(|t| t != "rate_limit_entries")
+            // A sensitive mutation is scored before it runs, and its sensitive_action
+            // event is kept when it fails (risk::sensitive).
+            .filter(|t| !(t == "security_events" && SENSITIVE_FIELDS.contains(&case.name)))
             .filter(|t| !(case.a_may_record && FAILED_LOGIN_RECORDS.contains(&t.as_str())))
             .collect();
         if !case.a_may_change && !a_changed.is_empty() {
@@ -1800,10 +1809,8 @@ async fn device_mutations_on_tenant_b_devices_look_like_missing_ids() {
         .expect("A's customer's MFA session")
         .to_string();
     let a_devices_before = device_states(&w.owner, a.tenant_id).await;
-    let b_before = tenant_fingerprint(&w.owner, b.tenant_id).await;
-    let b_audit = tenant_count(&w.owner, "audit_log", b.tenant_id).await;
 
-    // B's customer: a password-only session cannot trust, and changes nothing anywhere.
+    // B's customer: a password-only session cannot trust, and changes nothing in A.
     let a_before = tenant_fingerprint(&w.owner, a.tenant_id).await;
     let (_, text) = w.post_as(Some(&b_customer), TRUST_DEVICE, json!({})).await;
     assert_eq!(
@@ -1816,6 +1823,10 @@ async fn device_mutations_on_tenant_b_devices_look_like_missing_ids() {
         Vec::<String>::new(),
         "B's trustDevice changed A"
     );
+    // (B's own bookkeeping of that request, its rate-limit window and the scored
+    // sensitive_action event, is B's; A's request below must add nothing to B.)
+    let b_before = tenant_fingerprint(&w.owner, b.tenant_id).await;
+    let b_audit = tenant_count(&w.owner, "audit_log", b.tenant_id).await;
 
     // A's customer trusts the device: A's row, and no other.
     let (status, text) = w
