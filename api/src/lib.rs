@@ -16,3 +16,4 @@ pub mod notify;
 pub mod risk;
 pub mod security;
 pub mod server;
+pub mod telemetry;

@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod fixture;
 pub mod gateway;
+pub mod serve;
 pub mod sessions;
 pub mod sql;
 pub mod tokens;

@@ -191,12 +191,27 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr: JSON lines in production (or with `ULTRACORE_LOG_FORMAT=json`),
+/// readable text otherwise. Set before the configuration is read (so its own errors are
+/// logged), hence from the environment alone. Both formats escape what they print: a
+/// value holding CR/LF cannot forge a line.
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let _ = tracing_subscriber::fmt()
+    let format = std::env::var("ULTRACORE_LOG_FORMAT").unwrap_or_default();
+    let production = std::env::var("ULTRACORE_PROFILE").is_ok_and(|p| p.eq_ignore_ascii_case("production"));
+    let json = format.eq_ignore_ascii_case("json") || (production && !format.eq_ignore_ascii_case("text"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
 }

@@ -119,6 +119,10 @@ pub struct HttpConfig {
     /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` names the client;
     /// from anyone else the header is ignored (see server::client_ip).
     pub trusted_proxies: Vec<String>,
+    /// Prometheus metrics at /metrics.
+    pub metrics: bool,
+    /// When set, /metrics answers only `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -127,6 +131,8 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             console: true,
+            metrics: true,
+            metrics_token: None,
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
     /// Where the client is, when a GeoIP database or a trusted proxy says so.
     pub geo: Option<crate::geo::GeoPoint>,
+    /// The HTTP request's id (`x-request-id`), for the operation's log line.
+    pub request_id: Option<String>,
 }
 
 impl ClientInfo {
@@ -26,11 +28,17 @@ impl ClientInfo {
             ip,
             user_agent,
             geo: None,
+            request_id: None,
         }
     }
 
     pub fn with_geo(mut self, geo: Option<crate::geo::GeoPoint>) -> ClientInfo {
         self.geo = geo;
+        self
+    }
+
+    pub fn with_request_id(mut self, request_id: Option<String>) -> ClientInfo {
+        self.request_id = request_id;
         self
     }
 }

@@ -65,6 +65,7 @@ impl Gateway {
             )
         });
         let schema = super::build_schema(&services.config, Some(services.clone()), feed);
+        crate::telemetry::install();
         let limiter = Arc::new(RateLimiter::new(
             services.config.rate_limits.clone(),
             services.config.database.statement_timeout_ms,
@@ -165,13 +166,15 @@ impl Gateway {
             Err(e) => return refuse(ApiError::internal(e)),
         };
         let context = RequestContext::new(Some(principal), client, None);
+        let active = ActiveSubscription::start();
         self.schema
             .execute_stream(
                 request
                     .data(context)
                     .data(super::loaders::Loaders::for_subscription()),
             )
-            .map(|mut response| {
+            .map(move |mut response| {
+                let _counted = &active;
                 ensure_error_codes(&mut response);
                 response
             })
@@ -207,8 +210,64 @@ impl Gateway {
         }))
     }
 
-    /// Runs one operation as `principal`.
+    /// Runs one operation as `principal`, and logs and counts it: one line per operation
+    /// with the request id, tenant, user, operation name, kind, outcome (`ok` or the
+    /// first error's code) and duration. Never the document, variables or tokens.
     pub async fn execute(
+        &self,
+        principal: Option<Principal>,
+        client: ClientInfo,
+        mut request: Request,
+    ) -> Response {
+        let started = std::time::Instant::now();
+        let (tenant, user) = principal
+            .as_ref()
+            .map(|p| (Some(p.tenant_id), Some(p.user_id)))
+            .unwrap_or_default();
+        let request_id = client.request_id.clone();
+        let name = request.operation_name.as_deref().map(|n| {
+            n.chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect::<String>()
+        });
+        let kind = match request
+            .parsed_query()
+            .ok()
+            .and_then(|doc| document::operation_type(doc, name.as_deref()))
+        {
+            Some(OperationType::Query) => "query",
+            Some(OperationType::Mutation) => "mutation",
+            Some(OperationType::Subscription) => "subscription",
+            None => "invalid",
+        };
+        let response = self.run_operation(principal, client, request).await;
+        let outcome = response
+            .errors
+            .first()
+            .and_then(|e| e.extensions.as_ref())
+            .and_then(|ext| ext.get("code"))
+            .map(|code| code.to_string().trim_matches('"').to_string())
+            .unwrap_or_else(|| "ok".into());
+        let elapsed = started.elapsed();
+        crate::telemetry::operation(kind, name.as_deref(), &outcome, elapsed);
+        if outcome == "RATE_LIMITED" {
+            metrics::counter!("ultracore_rate_limited_total", "kind" => kind).increment(1);
+        }
+        tracing::info!(
+            request_id = request_id.as_deref().unwrap_or("-"),
+            tenant = ?tenant,
+            user = ?user,
+            operation = ?name,
+            kind,
+            outcome = %outcome,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "graphql operation"
+        );
+        response
+    }
+
+    async fn run_operation(
         &self,
         principal: Option<Principal>,
         client: ClientInfo,
@@ -283,6 +342,7 @@ impl Gateway {
         // The token is only a claim: the session and the user are re-read inside the
         // operation's transaction, so a revoked session, a lock, a deactivation or a role
         // change takes effect on the very next request, on every gateway copy.
+        let transaction_started = std::time::Instant::now();
         let (principal, txn) = match (principal, kind) {
             (Some(claimed), Some(kind)) => {
                 let access = if kind == OperationType::Mutation {
@@ -315,9 +375,31 @@ impl Gateway {
         let mut response = self.schema.execute(request.data(context).data(loaders)).await;
         ensure_error_codes(&mut response);
         match txn {
-            Some(txn) => finish(txn, response, kind == Some(OperationType::Mutation)).await,
+            Some(txn) => {
+                let response = finish(txn, response, kind == Some(OperationType::Mutation)).await;
+                metrics::histogram!("ultracore_db_transaction_duration_seconds")
+                    .record(transaction_started.elapsed().as_secs_f64());
+                response
+            }
             None => response,
         }
+    }
+}
+
+/// Counts a running subscription in `ultracore_subscriptions_active` until its stream
+/// is dropped (the client stopped it, the socket closed, or the session ended).
+struct ActiveSubscription;
+
+impl ActiveSubscription {
+    fn start() -> ActiveSubscription {
+        metrics::gauge!("ultracore_subscriptions_active").increment(1.0);
+        ActiveSubscription
+    }
+}
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        metrics::gauge!("ultracore_subscriptions_active").decrement(1.0);
     }
 }
 

@@ -277,12 +277,18 @@ async fn deliver_for_tenant(
                 ))
                 .await?;
                 txn.commit().await?;
+                metrics::counter!("ultracore_notifications_total", "outcome" => "sent").increment(1);
                 report.sent += 1;
             }
             Err(error) => {
                 let attempts = claimed.attempts.saturating_add(1);
                 let max_attempts = i32::try_from(settings.max_attempts).unwrap_or(i32::MAX);
                 let give_up = error.is_permanent() || attempts >= max_attempts;
+                metrics::counter!(
+                    "ultracore_notifications_total",
+                    "outcome" => if give_up { "failed" } else { "retry" }
+                )
+                .increment(1);
                 let backoff_ms = settings.backoff_after(attempts).as_millis() as i64;
                 txn.execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,

@@ -42,6 +42,8 @@ where
     Fut: std::future::Future<Output = Response>,
 {
     let threat_id = Uuid::now_v7();
+    metrics::counter!("ultracore_threats_detected_total", "type" => threat.threat_type.to_string())
+        .increment(1);
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "insert into threat_events (threat_id, tenant_id, threat_type, severity, description, indicators, \
@@ -219,6 +221,7 @@ pub async fn account_locked<C: ConnectionTrait>(
     ip: Option<&str>,
     failures: Option<i64>,
 ) -> Result<(), DbErr> {
+    metrics::counter!("ultracore_lockouts_total").increment(1);
     let indicator = format!("user:{user_id}");
     if recently_raised(txn, "brute_force", &indicator).await? {
         return Ok(());

@@ -14,11 +14,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response as HttpResponse};
 use futures::stream::BoxStream;
 
+use super::request_id::RequestId;
 use crate::auth::permissions::Principal;
 use crate::graphql::Gateway;
 use crate::graphql::context::ClientInfo;
 use crate::graphql::errors::ApiError;
 use crate::graphql::execute::error_response;
+use axum::Extension;
 
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
     match serde_json::to_vec(body) {
@@ -48,7 +50,12 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-fn client_info(peer: SocketAddr, headers: &HeaderMap, gateway: &Gateway) -> ClientInfo {
+fn client_info(
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    gateway: &Gateway,
+    request_id: Option<Extension<RequestId>>,
+) -> ClientInfo {
     // Entries were checked when serving started; an invalid one trusts nobody.
     let trusted =
         super::client_ip::parse_all(&gateway.services.config.http.trusted_proxies).unwrap_or_default();
@@ -61,6 +68,7 @@ fn client_info(peer: SocketAddr, headers: &HeaderMap, gateway: &Gateway) -> Clie
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()),
     )
     .with_geo(geo)
+    .with_request_id(request_id.map(|Extension(RequestId(id))| id))
 }
 
 /// POST /graphql. Only `application/json` bodies: a form or text/plain POST (what a
@@ -68,6 +76,7 @@ fn client_info(peer: SocketAddr, headers: &HeaderMap, gateway: &Gateway) -> Clie
 pub async fn post_graphql(
     State(gateway): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResponse {
@@ -124,7 +133,7 @@ pub async fn post_graphql(
         Ok(principal) => principal,
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, e),
     };
-    let client = client_info(peer, &headers, &gateway);
+    let client = client_info(peer, &headers, &gateway, request_id);
     let response = match batch {
         BatchRequest::Single(request) => {
             BatchResponse::Single(gateway.execute(principal, client, request).await)
@@ -199,6 +208,7 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 pub async fn websocket(
     State(gateway): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request_id: Option<Extension<RequestId>>,
     protocol: GraphQLProtocol,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -209,7 +219,7 @@ pub async fn websocket(
     let principal = Arc::new(OnceLock::new());
     let executor = ConnectionExecutor {
         gateway: gateway.clone(),
-        client: client_info(peer, &headers, &gateway),
+        client: client_info(peer, &headers, &gateway, request_id),
         principal: principal.clone(),
     };
     let max_message = gateway.services.config.graphql.max_body_bytes;
@@ -217,7 +227,7 @@ pub async fn websocket(
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(max_message)
         .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, executor, protocol)
+            let connection = GraphQLWebSocket::new(socket, executor, protocol)
                 .on_connection_init(move |payload| async move {
                     let token = payload
                         .get("Authorization")
@@ -241,6 +251,12 @@ pub async fn websocket(
                     let _ = principal.set(verified);
                     Ok(Data::default())
                 })
-                .serve()
+                .serve();
+            async move {
+                let open = metrics::gauge!("ultracore_websocket_connections");
+                open.increment(1.0);
+                connection.await;
+                open.decrement(1.0);
+            }
         })
 }

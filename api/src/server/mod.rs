@@ -5,6 +5,8 @@ pub mod client_ip;
 mod console;
 mod graphql_http;
 mod health;
+mod metrics_route;
+pub mod request_id;
 
 use std::net::SocketAddr;
 
@@ -26,8 +28,10 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/graphql/ws", get(graphql_http::websocket))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics_route::metrics))
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(gateway)
 }
 

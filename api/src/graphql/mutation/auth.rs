@@ -80,7 +80,17 @@ impl AuthMutation {
             user_agent: client.user_agent.clone(),
             geo: client.geo.clone(),
         };
-        match login::login(&services.db, &settings, attempt).await {
+        let result = login::login(&services.db, &settings, attempt).await;
+        let outcome = match &result {
+            Ok(ok) if ok.mfa_required => "mfa_required",
+            Ok(ok) if ok.password_expired => "password_expired",
+            Ok(_) => "success",
+            Err(LoginError::Refused(_)) => "refused",
+            Err(LoginError::Throttled { .. }) | Err(LoginError::Busy) => "rate_limited",
+            Err(LoginError::Internal(_)) => "error",
+        };
+        metrics::counter!("ultracore_logins_total", "outcome" => outcome).increment(1);
+        match result {
             Ok(ok) => Ok(AuthPayload {
                 access_token: ok.access_token,
                 refresh_token: ok.refresh_token,
