@@ -43,7 +43,7 @@ const TABLES_BEFORE_0011: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 18] = [
+const MIGRATIONS: [&str; 19] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -62,6 +62,7 @@ const MIGRATIONS: [&str; 18] = [
     "0016_live_feed",
     "0017_analytics",
     "0018_rate_limits",
+    "0019_trusted_documents",
 ];
 
 /// How many migrations there are: "all applied".

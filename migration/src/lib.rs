@@ -72,6 +72,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("0016_live_feed"),
             sql_migration!("0017_analytics"),
             sql_migration!("0018_rate_limits"),
+            sql_migration!("0019_trusted_documents"),
         ]
     }
 }

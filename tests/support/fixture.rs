@@ -155,12 +155,15 @@ impl Fixture {
     }
 }
 
+/// The document [`login`] sends.
+pub const LOGIN_DOCUMENT: &str = "mutation($input: LoginInput!) { login(input: $input) { accessToken } }";
+
 /// Signs in through the `login` mutation and returns the access token (panics on failure).
 pub async fn login(gateway: &TestGateway, slug: &str, username: &str, password: &str) -> String {
     let (status, body) = gateway
         .gql(
             None,
-            "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
+            LOGIN_DOCUMENT,
             json!({ "input": { "tenant": slug, "username": username, "password": password } }),
         )
         .await;

@@ -91,6 +91,7 @@ async fn admin(source: &DatabaseSource, config: &Config, command: Command) -> an
         Command::Keys { action } => super::keys::run(&owner, config, action).await,
         Command::Intel { action } => super::intel::run(&owner, action).await,
         Command::Demo { action } => super::demo::run(&owner, config, action).await,
+        Command::Documents { action } => super::documents::run(&owner, action).await,
         Command::Serve { .. } | Command::Schema => unreachable!("handled in run()"),
     };
     owner.close().await.ok();

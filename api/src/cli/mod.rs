@@ -3,10 +3,12 @@
 
 mod commands;
 mod demo;
+mod documents;
 mod intel;
 mod keys;
 
 pub use demo::DemoAction;
+pub use documents::DocumentsAction;
 pub use intel::{EXIT_SKIPPED, IntelAction};
 
 use std::net::SocketAddr;
@@ -66,6 +68,11 @@ pub enum Command {
     Intel {
         #[command(subcommand)]
         action: IntelAction,
+    },
+    /// Register or list trusted documents (persisted operations).
+    Documents {
+        #[command(subcommand)]
+        action: DocumentsAction,
     },
     /// Seed two demo tenants, or replay a credential-stuffing attack against a gateway.
     Demo {

@@ -155,6 +155,9 @@ pub struct GraphqlConfig {
     pub max_batch: usize,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Run only documents registered with `ultracore documents register` (see
+    /// `graphql::persisted`). Automatic persisted queries work either way.
+    pub trusted_documents: bool,
 }
 
 impl Default for GraphqlConfig {
@@ -167,6 +170,7 @@ impl Default for GraphqlConfig {
             max_aliases: 30,
             max_batch: 10,
             max_body_bytes: 256 * 1024,
+            trusted_documents: false,
         }
     }
 }

@@ -26,6 +26,11 @@ pub enum ApiError {
     PasswordExpired,
     /// The operation needs a second factor (a TOTP or backup code) it was not given.
     MfaRequired,
+    /// A hash-only request whose document this gateway does not know (APQ): send it
+    /// again with the query.
+    PersistedQueryNotFound,
+    /// Trusted-documents mode: the document is not registered.
+    PersistedQueryNotAllowed,
     /// Anything the client cannot act on. The cause stays in the log.
     Internal(String),
 }
@@ -44,6 +49,11 @@ impl ApiError {
             ApiError::MfaRequired => "two-factor authentication is required: give totpCode or \
                                        backupCode (for a sensitive change: sign in again with it)"
                 .into(),
+            // Apollo clients recognise these exact words.
+            ApiError::PersistedQueryNotFound => "PersistedQueryNotFound".into(),
+            ApiError::PersistedQueryNotAllowed => {
+                "only registered documents run on this gateway (trusted documents)".into()
+            }
             ApiError::Internal(_) => "internal error".into(),
         }
     }
@@ -57,6 +67,8 @@ impl ApiError {
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::PasswordExpired => "PASSWORD_EXPIRED",
             ApiError::MfaRequired => "MFA_REQUIRED",
+            ApiError::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            ApiError::PersistedQueryNotAllowed => "PERSISTED_QUERY_NOT_ALLOWED",
             ApiError::Internal(_) => "INTERNAL",
         }
     }

@@ -46,6 +46,8 @@ pub struct Gateway {
     pub services: Arc<Services>,
     /// Shared by every operation of this copy (its read windows live in memory).
     limiter: Arc<RateLimiter>,
+    /// Persisted operations: APQ and trusted documents.
+    persisted: Arc<crate::graphql::persisted::PersistedDocuments>,
 }
 
 impl Gateway {
@@ -70,10 +72,14 @@ impl Gateway {
             services.config.rate_limits.clone(),
             services.config.database.statement_timeout_ms,
         ));
+        let persisted = Arc::new(crate::graphql::persisted::PersistedDocuments::new(
+            services.config.graphql.trusted_documents,
+        ));
         Gateway {
             schema,
             services,
             limiter,
+            persisted,
         }
     }
 
@@ -87,18 +93,24 @@ impl Gateway {
     ) -> futures::stream::BoxStream<'static, Response> {
         use futures::StreamExt;
         let this = self.clone();
-        let operation_name = request.operation_name.clone();
-        let kind = request
-            .parsed_query()
-            .ok()
-            .and_then(|doc| document::operation_type(doc, operation_name.as_deref()));
-        if kind != Some(OperationType::Subscription) {
-            return futures::stream::once(async move { this.execute(principal, client, request).await })
-                .boxed();
-        }
-        futures::stream::once(async move { this.start_subscription(principal, client, request).await })
-            .flatten()
-            .boxed()
+        futures::stream::once(async move {
+            // A hash-only subscription gets its document (or its refusal) first.
+            if let Err(refused) = this.persisted.resolve(&this.services.db, &mut request).await {
+                return futures::stream::once(async move { error_response(refused) }).boxed();
+            }
+            let operation_name = request.operation_name.clone();
+            let kind = request
+                .parsed_query()
+                .ok()
+                .and_then(|doc| document::operation_type(doc, operation_name.as_deref()));
+            if kind != Some(OperationType::Subscription) {
+                return futures::stream::once(async move { this.execute(principal, client, request).await })
+                    .boxed();
+            }
+            this.start_subscription(principal, client, request).await
+        })
+        .flatten()
+        .boxed()
     }
 
     /// Checks the document and the caller once, then streams. A subscription has no
@@ -220,6 +232,8 @@ impl Gateway {
         mut request: Request,
     ) -> Response {
         let started = std::time::Instant::now();
+        // Idempotent: a document already filled in (a WebSocket operation) passes as is.
+        let resolved = self.persisted.resolve(&self.services.db, &mut request).await;
         let (tenant, user) = principal
             .as_ref()
             .map(|p| (Some(p.tenant_id), Some(p.user_id)))
@@ -241,7 +255,10 @@ impl Gateway {
             Some(OperationType::Subscription) => "subscription",
             None => "invalid",
         };
-        let response = self.run_operation(principal, client, request).await;
+        let response = match resolved {
+            Ok(()) => self.run_operation(principal, client, request).await,
+            Err(refused) => error_response(refused),
+        };
         let outcome = response
             .errors
             .first()

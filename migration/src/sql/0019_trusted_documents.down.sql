@@ -1,0 +1,2 @@
+drop table ultracore_registry.trusted_documents;
+drop schema ultracore_registry;
