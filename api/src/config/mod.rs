@@ -123,6 +123,10 @@ pub struct HttpConfig {
     pub metrics: bool,
     /// When set, /metrics answers only `Authorization: Bearer <this>`.
     pub metrics_token: Option<String>,
+    /// Bound on one HTTP request (a WebSocket only until it is upgraded): 408 past it.
+    pub request_timeout_ms: u64,
+    /// Send Strict-Transport-Security (when clients reach the gateway over HTTPS).
+    pub hsts: bool,
 }
 
 impl Default for HttpConfig {
@@ -133,6 +137,8 @@ impl Default for HttpConfig {
             console: true,
             metrics: true,
             metrics_token: None,
+            request_timeout_ms: 30_000,
+            hsts: false,
         }
     }
 }

@@ -350,7 +350,15 @@ impl EmbeddedCluster {
             );
         }
         if options.disposable {
-            settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
+            // A short authentication_timeout: a test that drops its database while a
+            // client of it (a pool refilling, the feed's listener reconnecting) is halfway
+            // through the SCRAM handshake on a runtime that the drop itself blocks left a
+            // backend in authentication; such a backend cannot acknowledge DROP DATABASE's
+            // ProcSignalBarrier, so every such drop waited the default 60 s for the
+            // handshake to time out.
+            settings.push_str(
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nauthentication_timeout = 3s\n",
+            );
         }
         let conf = self.data_dir().join("postgresql.conf");
         let mut file = fs::OpenOptions::new()

@@ -4,6 +4,7 @@
 pub mod client_ip;
 mod console;
 mod graphql_http;
+mod hardening;
 mod health;
 mod metrics_route;
 pub mod request_id;
@@ -20,7 +21,8 @@ use crate::graphql::Gateway;
 /// Every route of the gateway.
 pub fn router(gateway: Gateway) -> Router {
     let body_limit = gateway.services.config.graphql.max_body_bytes;
-    Router::new()
+    let http = gateway.services.config.http.clone();
+    let routes = Router::new()
         .route(
             "/graphql",
             get(graphql_http::graphiql).post(graphql_http::post_graphql),
@@ -30,7 +32,9 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics_route::metrics))
         .merge(console::routes())
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(body_limit));
+    // The request id is outermost, so even a timed-out request is logged with its id.
+    hardening::apply(routes, &http)
         .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(gateway)
 }
