@@ -217,7 +217,7 @@ mod tests {
             let mut request = Request::new("");
             request.extensions.0.insert(
                 "persistedQuery".into(),
-                async_graphql::ConstValue::from_json(value).expect("value"),
+                async_graphql::Value::from_json(value).expect("value"),
             );
             requested_hash(&request)
         };
