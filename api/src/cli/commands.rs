@@ -277,6 +277,9 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
     // An unreadable GeoIP database stops the start: a risk engine silently blind to
     // travel is worse than a clear error.
     let geo = crate::geo::GeoLocator::open(&config.geo)?;
+    if let Some(dir) = &config.graphql.graphiql_assets {
+        crate::server::graphiql::LocalAssets::load(dir).map_err(anyhow::Error::msg)?;
+    }
     let app_db = db::connect_app(app_url, &config.database).await?;
     db::ensure_role_cannot_bypass_rls(&app_db).await?;
     let gateway = Gateway::new(Services {

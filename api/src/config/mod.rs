@@ -149,6 +149,9 @@ impl Default for HttpConfig {
 pub struct GraphqlConfig {
     /// GraphiQL on GET /graphql. Default: on in development, off in production.
     pub graphiql: Option<bool>,
+    /// A `node_modules` directory holding graphiql@3, react@18 and react-dom@18: GraphiQL
+    /// then loads them from the gateway instead of a CDN (air-gapped networks).
+    pub graphiql_assets: Option<PathBuf>,
     /// Schema introspection. Default: on in development, off in production.
     pub introspection: Option<bool>,
     /// Deepest field nesting accepted.
@@ -170,6 +173,7 @@ impl Default for GraphqlConfig {
     fn default() -> Self {
         GraphqlConfig {
             graphiql: None,
+            graphiql_assets: None,
             introspection: None,
             max_depth: 15,
             max_complexity: 5_000,

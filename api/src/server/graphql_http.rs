@@ -156,6 +156,9 @@ pub async fn graphiql(State(gateway): State<Gateway>) -> HttpResponse {
     if !gateway.services.config.graphiql_enabled() {
         return StatusCode::NOT_FOUND.into_response();
     }
+    if gateway.services.config.graphql.graphiql_assets.is_some() {
+        return super::graphiql::page();
+    }
     Html(
         GraphiQLSource::build()
             .endpoint("/graphql")

@@ -3,6 +3,7 @@
 
 pub mod client_ip;
 mod console;
+pub mod graphiql;
 mod graphql_http;
 mod hardening;
 mod health;
@@ -22,6 +23,18 @@ use crate::graphql::Gateway;
 pub fn router(gateway: Gateway) -> Router {
     let body_limit = gateway.services.config.graphql.max_body_bytes;
     let http = gateway.services.config.http.clone();
+    // Checked at start by `serve` (a clear error); here a missing file only logs.
+    let local_graphiql = gateway
+        .services
+        .config
+        .graphql
+        .graphiql_assets
+        .as_deref()
+        .and_then(|dir| {
+            graphiql::LocalAssets::load(dir)
+                .map_err(|e| tracing::error!(error = %e, "local GraphiQL assets"))
+                .ok()
+        });
     let routes = Router::new()
         .route(
             "/graphql",
@@ -32,6 +45,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics_route::metrics))
         .merge(console::routes())
+        .merge(graphiql::routes(local_graphiql))
         .layer(DefaultBodyLimit::max(body_limit));
     // The request id is outermost, so even a timed-out request is logged with its id.
     hardening::apply(routes, &http)
