@@ -43,7 +43,7 @@ const TABLES_BEFORE_0011: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 19] = [
+const MIGRATIONS: [&str; 20] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -63,6 +63,7 @@ const MIGRATIONS: [&str; 19] = [
     "0017_analytics",
     "0018_rate_limits",
     "0019_trusted_documents",
+    "0020_by_id_lookups",
 ];
 
 /// How many migrations there are: "all applied".

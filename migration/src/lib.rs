@@ -73,6 +73,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("0017_analytics"),
             sql_migration!("0018_rate_limits"),
             sql_migration!("0019_trusted_documents"),
+            sql_migration!("0020_by_id_lookups"),
         ]
     }
 }

@@ -161,6 +161,34 @@ pub async fn login(
         return Err(LoginError::Refused("unknown tenant"));
     };
 
+    // The address and the account are looked up in a short read-only transaction that
+    // ends before the password is verified: a sign-in must not hold a pooled connection
+    // while it waits for and runs Argon2 (tens of ms), or a storm of sign-ins leaves
+    // every other request waiting for a connection (bench/README.md, "login storm").
+    let lookup = begin_tenant_transaction(
+        db,
+        TenantScope::tenant(tenant_id),
+        Access::ReadOnly,
+        settings.statement_timeout_ms,
+    )
+    .await?;
+    // A throttled address is refused before any password is checked (auth::throttle).
+    if let Some(ip) = attempt.ip
+        && let Some(retry_after_secs) =
+            throttle::login_retry_after(&lookup, tenant_id, &ip.to_string()).await?
+    {
+        lookup.rollback().await?;
+        return Err(LoginError::Throttled { retry_after_secs });
+    }
+    let found = find_user(&lookup, &attempt.username).await?;
+    lookup.commit().await?;
+    let hash = found
+        .as_ref()
+        .map_or_else(|| settings.dummy_hash.to_string(), |u| u.password_hash.clone());
+    let password_ok = verify_password(attempt.password.clone(), hash.clone()).await?;
+    // Known or not, the same statements follow (an unknown name looks up the nil id), so
+    // the time of a refusal does not tell whether the account exists.
+    let found_id = found.as_ref().map_or(Uuid::nil(), |u| u.user_id);
     let txn = begin_tenant_transaction(
         db,
         TenantScope::tenant(tenant_id),
@@ -168,29 +196,19 @@ pub async fn login(
         settings.statement_timeout_ms,
     )
     .await?;
-    // A throttled address is refused before any password is checked (auth::throttle).
-    if let Some(ip) = attempt.ip
-        && let Some(retry_after_secs) = throttle::login_retry_after(&txn, tenant_id, &ip.to_string()).await?
-    {
-        txn.rollback().await?;
-        return Err(LoginError::Throttled { retry_after_secs });
-    }
-    let user = find_user(&txn, &attempt.username).await?;
-    let hash = user
-        .as_ref()
-        .map_or_else(|| settings.dummy_hash.to_string(), |u| u.password_hash.clone());
-    let password_ok = match verify_password(attempt.password.clone(), hash).await {
-        Ok(ok) => ok,
-        Err(busy) => {
-            txn.rollback().await?;
-            return Err(busy);
-        }
-    };
-    let Some(user) = user else {
+    // The account as it is now: a lock, a deactivation or a new password may have
+    // landed while the hash was being verified. A password verified against a hash
+    // that has since been replaced proves nothing.
+    let Some(user) = users::Entity::find()
+        .filter(users::Column::UserId.eq(found_id))
+        .one(&txn)
+        .await?
+    else {
         txn.rollback().await?;
         record_failure(db, settings, tenant_id, None, "unknown user", &attempt).await;
         return Err(LoginError::Refused("unknown user"));
     };
+    let password_ok = password_ok && user.password_hash == hash;
     let now = Utc::now();
     // The account's state comes first: a wrong password on a locked or deactivated
     // account is not a countable failure (it must not extend or renew the lock). The

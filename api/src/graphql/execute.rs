@@ -159,19 +159,27 @@ impl Gateway {
         if claimed.password_change_only {
             return refuse(ApiError::PasswordExpired);
         }
-        let current = async {
+        // On a task of its own, like every operation (see `execute`): a socket closed
+        // meanwhile must not leave this transaction open on a pooled connection.
+        let (db, timeout_ms, check) = (
+            self.services.db.clone(),
+            self.services.config.database.statement_timeout_ms,
+            claimed.clone(),
+        );
+        let current = tokio::spawn(async move {
             let txn = begin_tenant_transaction(
-                &self.services.db,
-                TenantScope::user(claimed.tenant_id, claimed.user_id),
+                &db,
+                TenantScope::user(check.tenant_id, check.user_id),
                 Access::ReadOnly,
-                self.services.config.database.statement_timeout_ms,
+                timeout_ms,
             )
             .await?;
-            let current = current_principal(&txn, &claimed).await?;
+            let current = current_principal(&txn, &check).await?;
             txn.commit().await?;
             Ok::<_, sea_orm::DbErr>(current)
-        }
-        .await;
+        })
+        .await
+        .unwrap_or_else(|e| Err(sea_orm::DbErr::Custom(e.to_string())));
         let principal = match current {
             Ok(Some(principal)) => principal,
             Ok(None) => return refuse(ApiError::Unauthenticated("the session has ended")),
@@ -222,10 +230,28 @@ impl Gateway {
         }))
     }
 
-    /// Runs one operation as `principal`, and logs and counts it: one line per operation
-    /// with the request id, tenant, user, operation name, kind, outcome (`ok` or the
-    /// first error's code) and duration. Never the document, variables or tokens.
+    /// Runs one operation as `principal` on a task of its own. A client that disconnects
+    /// (or a request's time bound) drops this future, not the operation: its transaction
+    /// still ends in COMMIT or ROLLBACK. Cancelled halfway through the protocol (say,
+    /// with its BEGIN sent and unanswered), it would leave a transaction open on a pooled
+    /// connection, and the next request given that connection would run inside it.
     pub async fn execute(
+        &self,
+        principal: Option<Principal>,
+        client: ClientInfo,
+        request: Request,
+    ) -> Response {
+        let this = self.clone();
+        match tokio::spawn(async move { this.execute_logged(principal, client, request).await }).await {
+            Ok(response) => response,
+            Err(e) => error_response(ApiError::internal(e)),
+        }
+    }
+
+    /// Runs one operation, and logs and counts it: one line per operation with the
+    /// request id, tenant, user, operation name, kind, outcome (`ok` or the first error's
+    /// code) and duration. Never the document, variables or tokens.
+    async fn execute_logged(
         &self,
         principal: Option<Principal>,
         client: ClientInfo,

@@ -229,6 +229,11 @@ pub async fn websocket(
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(max_message)
+        // tungstenite's defaults reserve 128 KiB to read and 128 KiB to write per socket:
+        // ~155 KB per subscriber measured at 10,000 (bench/README.md). Subscription
+        // traffic is small messages: read in 4 KiB chunks, write each message at once.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             let connection = GraphQLWebSocket::new(socket, executor, protocol)
                 .on_connection_init(move |payload| async move {

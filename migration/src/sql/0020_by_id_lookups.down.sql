@@ -1,0 +1,2 @@
+drop index security_incidents_tenant_id_key;
+drop index threat_events_tenant_id_key;
