@@ -12,8 +12,8 @@ set synchronous_commit = off;
 insert into audit_log (tenant_id, user_id, action, entity_type, entity_id, old_values, new_values, ip_address,
                        user_agent)
 select x.tenant_id,
-       bench.user_id(x.idx, case when x.n_users >= 100 then 100 * (1 + x.a % (x.n_users / 100))
-                                 else 1 + x.a % x.n_users end),
+       bench.user_id(x.idx, case when x.n_users >= 100 then 100 * (1 + x.a::int % (x.n_users / 100))
+                                 else 1 + x.a::int % x.n_users end),
        (array['user.update','threat.report','incident.open','session.revoke','user.lock','intel.add'])[1 + x.a % 6],
        (array['user','threat_event','security_incident','session','user','threat_intelligence'])[1 + x.a % 6],
        gen_random_uuid(),
