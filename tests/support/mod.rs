@@ -14,6 +14,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod chromium;
 pub mod cli;
 pub mod fixture;

@@ -280,6 +280,11 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
     if let Some(dir) = &config.graphql.graphiql_assets {
         crate::server::graphiql::LocalAssets::load(dir).map_err(anyhow::Error::msg)?;
     }
+    let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::tls::acceptor(cert, key).map_err(anyhow::Error::msg)?),
+        (None, None) => None,
+        _ => anyhow::bail!("http.tls_cert and http.tls_key go together"),
+    };
     let app_db = db::connect_app(app_url, &config.database).await?;
     db::ensure_role_cannot_bypass_rls(&app_db).await?;
     let gateway = Gateway::new(Services {
@@ -293,7 +298,12 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(address = %config.listen, graphiql = config.graphiql_enabled(), "ultracore serving");
+    tracing::info!(
+        address = %config.listen,
+        tls = tls.is_some(),
+        graphiql = config.graphiql_enabled(),
+        "ultracore serving"
+    );
     let delivery = tokio::spawn(crate::notify::worker::run_delivery(
         app_db.clone(),
         outbox_keys,
@@ -301,7 +311,11 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
         crate::notify::worker::DeliverySettings::from_config(config),
         shutdown.clone().wait(),
     ));
-    let served = crate::server::serve(listener, crate::server::router(gateway), shutdown.wait()).await;
+    let router = crate::server::router(gateway);
+    let served = match tls {
+        Some(acceptor) => crate::server::serve_tls(listener, acceptor, router, shutdown.wait()).await,
+        None => crate::server::serve(listener, router, shutdown.wait()).await,
+    };
     // The delivery loop stops on the same signal once the message in flight is recorded;
     // a server error comes without a signal, so it is stopped here.
     if served.is_err() {

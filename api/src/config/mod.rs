@@ -127,6 +127,9 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// Send Strict-Transport-Security (when clients reach the gateway over HTTPS).
     pub hsts: bool,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first) and `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -139,6 +142,8 @@ impl Default for HttpConfig {
             metrics_token: None,
             request_timeout_ms: 30_000,
             hsts: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -9,6 +9,7 @@ mod hardening;
 mod health;
 mod metrics_route;
 pub mod request_id;
+pub mod tls;
 
 use std::net::SocketAddr;
 
@@ -62,6 +63,25 @@ where
         .with_graceful_shutdown(shutdown)
         .await
 }
+/// Serves over TLS (see `tls`) until `shutdown` resolves, like [`serve`].
+pub async fn serve_tls<F>(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Router,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use axum::serve::ListenerExt;
+    // `tap_io` only so that axum hands handlers the peer address (ConnectInfo), as it
+    // does for a plain TcpListener.
+    let listener = tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// SIGTERM/SIGINT, caught from the moment the process starts serving rather than from
 /// the moment it listens: a signal during start-up (starting the embedded cluster,
 /// migrating) must still lead to a clean stop of everything already started, instead of
