@@ -30,8 +30,10 @@ pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &HttpC
     router
 }
 
-/// Cuts a request off at its time bound with a coded GraphQL error (408). The work is
-/// dropped: an open transaction rolls back when its connection is returned.
+/// Answers a request that outlives its time bound with a coded GraphQL error (408). A
+/// GraphQL operation already running is not cut off mid-protocol: it runs on a task of
+/// its own (`Gateway::execute`) and still ends its transaction, each statement bounded
+/// by `database.statement_timeout_ms`.
 async fn time_bound(
     axum::extract::State(limit): axum::extract::State<Duration>,
     request: axum::extract::Request,
