@@ -68,17 +68,10 @@ async fn sign_in_at(gw: &TestGateway, username: &str, place: (&str, &str, &str, 
 
 /// The user's latest login_success event as JSON.
 async fn last_sign_in(owner: &DatabaseConnection, user: Uuid) -> Value {
-    let row = owner
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "select to_jsonb(e)::text as j from security_events e \
-              where user_id = $1 and event_type = 'login_success' order by \"timestamp\" desc limit 1",
-            [user.into()],
-        ))
+    support::sql::user_events(owner, user, "login_success")
         .await
-        .expect("query")
-        .expect("a login_success event");
-    serde_json::from_str(&row.try_get::<String>("", "j").expect("j")).expect("json")
+        .pop()
+        .expect("a login_success event")
 }
 
 fn travel_factor(event: &Value) -> Option<Value> {

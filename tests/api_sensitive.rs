@@ -5,7 +5,7 @@
 
 mod support;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use support::TestDb;
 use support::fixture::{A, Fixture, PASSWORD, run};
@@ -19,18 +19,7 @@ const CHANGE_PASSWORD: &str = "mutation($current: String!, $new: String!) { chan
 const NEW_PASSWORD: &str = "a brand new passphrase 9";
 
 async fn sensitive_events(owner: &DatabaseConnection, user: Uuid) -> Vec<Value> {
-    owner
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "select to_jsonb(e)::text as j from security_events e \
-              where user_id = $1 and event_type = 'sensitive_action' order by \"timestamp\"",
-            [user.into()],
-        ))
-        .await
-        .expect("query")
-        .into_iter()
-        .map(|row| serde_json::from_str(&row.try_get::<String>("", "j").expect("j")).expect("json"))
-        .collect()
+    support::sql::user_events(owner, user, "sensitive_action").await
 }
 
 /// Puts the loopback address in the tenant's threat intelligence (critical: 60 points).

@@ -83,3 +83,22 @@ pub fn assert_sqlstate(result: Result<impl Debug, DbErr>, code: &str, message_pa
         "{err:?} should mention {message_part:?}"
     );
 }
+
+/// The user's security events of `event_type`, oldest first, each row as JSON.
+pub async fn user_events<C: ConnectionTrait>(
+    conn: &C,
+    user: uuid::Uuid,
+    event_type: &str,
+) -> Vec<serde_json::Value> {
+    conn.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "select to_jsonb(e)::text as j from security_events e \
+          where user_id = $1 and event_type = $2 order by \"timestamp\", event_id",
+        [user.into(), event_type.into()],
+    ))
+    .await
+    .expect("security events")
+    .into_iter()
+    .map(|row| serde_json::from_str(&row.try_get::<String>("", "j").expect("j")).expect("json"))
+    .collect()
+}
