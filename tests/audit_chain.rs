@@ -154,10 +154,15 @@ async fn assert_linked_chain<C: ConnectionTrait>(conn: &C, tenant: Uuid, n: usiz
     rows
 }
 
+/// Runs the verifier the way `ultracore audit verify` does: in a read-only transaction of
+/// the tenant (the verifier reads the chain's anchor and recorded head for that tenant only).
 async fn verify(conn: &DatabaseConnection, tenant: Uuid, head: Option<&ChainHead>) -> Verification {
-    audit::verify_chain(conn, tenant, head)
+    let txn = tenant_txn(conn, tenant, Access::ReadOnly).await;
+    let result = audit::verify_chain(&txn, tenant, head)
         .await
-        .expect("run the verifier")
+        .expect("run the verifier");
+    txn.commit().await.expect("commit");
+    result
 }
 
 /// Asserts that the verifier's problem mentions `part`.
@@ -214,8 +219,25 @@ async fn tamper_with_triggers_disabled(owner: &DatabaseConnection, sql: &str) {
     txn.commit().await.expect("commit the tampering");
 }
 
-/// Deletes rows 9 and 10 of the tenant's chain (of ten), with triggers off.
+/// Deletes rows 9 and 10 of the tenant's chain (of ten), with triggers off, and rewinds
+/// the recorded chain head to row 8 the way a thorough attacker who owns the database
+/// would: only a head exported to another system can catch that.
 async fn delete_the_tail(owner: &DatabaseConnection, tenant: Uuid) {
+    delete_the_tail_leaving_the_recorded_head(owner, tenant).await;
+    tamper_as_replica(
+        owner,
+        &format!(
+            "update ultracore_lifecycle.audit_chain_heads h \
+                set chain_seq = a.chain_seq, row_hash = a.row_hash, \"timestamp\" = a.\"timestamp\" \
+               from audit_log a \
+              where h.tenant_id = '{tenant}' and a.tenant_id = h.tenant_id and a.chain_seq = 8"
+        ),
+    )
+    .await;
+}
+
+/// Deletes rows 9 and 10 only: a careless tamperer.
+async fn delete_the_tail_leaving_the_recorded_head(owner: &DatabaseConnection, tenant: Uuid) {
     tamper_as_replica(
         owner,
         &format!("delete from audit_log where tenant_id = '{tenant}' and chain_seq in (9, 10)"),
@@ -503,6 +525,16 @@ async fn deleted_tail_is_caught_against_the_exported_head_and_only_with_it() {
     let alone = verify(&owner, tenant, None).await;
     assert!(alone.is_intact(), "{alone:?}");
     assert_eq!(alone.rows_checked, 8);
+}
+
+#[tokio::test]
+async fn a_deleted_tail_is_caught_by_the_recorded_head_even_without_an_exported_one() {
+    let (_db, owner, tenant, _) = acme_chain(10).await;
+    delete_the_tail_leaving_the_recorded_head(&owner, tenant).await;
+
+    let result = verify(&owner, tenant, None).await;
+    assert_broken(&result, 9, None, "its recorded head is at 10: the tail was deleted");
+    assert_eq!(result.rows_checked, 8);
 }
 
 #[tokio::test]

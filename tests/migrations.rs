@@ -43,7 +43,7 @@ const TABLES_BEFORE_0011: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 20] = [
+const MIGRATIONS: [&str; 21] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -64,6 +64,7 @@ const MIGRATIONS: [&str; 20] = [
     "0018_rate_limits",
     "0019_trusted_documents",
     "0020_by_id_lookups",
+    "0021_data_lifecycle",
 ];
 
 /// How many migrations there are: "all applied".
@@ -146,7 +147,7 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
         count(
             owner,
             "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
-              where n.nspname = 'public' and c.relkind = 'r' and c.relname <> 'seaql_migrations' \
+              where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname <> 'seaql_migrations' \
                 and c.relrowsecurity and c.relforcerowsecurity",
         )
         .await,

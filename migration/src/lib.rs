@@ -74,6 +74,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("0018_rate_limits"),
             sql_migration!("0019_trusted_documents"),
             sql_migration!("0020_by_id_lookups"),
+            sql_migration!("0021_data_lifecycle"),
         ]
     }
 }
