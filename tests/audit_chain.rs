@@ -533,7 +533,12 @@ async fn a_deleted_tail_is_caught_by_the_recorded_head_even_without_an_exported_
     delete_the_tail_leaving_the_recorded_head(&owner, tenant).await;
 
     let result = verify(&owner, tenant, None).await;
-    assert_broken(&result, 9, None, "its recorded head is at 10: the tail was deleted");
+    assert_broken(
+        &result,
+        9,
+        None,
+        "its recorded head is at 10: the tail was deleted",
+    );
     assert_eq!(result.rows_checked, 8);
 }
 

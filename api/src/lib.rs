@@ -12,6 +12,7 @@ pub mod feed;
 pub mod geo;
 pub mod graphql;
 pub mod intel;
+pub mod lifecycle;
 pub mod notify;
 pub mod risk;
 pub mod security;

@@ -4,6 +4,8 @@
 //! serialises concurrent writers of one tenant; this module only inserts them, reads the
 //! chain head for export, and runs the verifier that lives next to the encoding in SQL.
 
+pub mod export;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 use serde::{Deserialize, Serialize};

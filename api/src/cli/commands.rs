@@ -86,7 +86,11 @@ async fn admin(source: &DatabaseSource, config: &Config, command: Command) -> an
             println!("{id}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::User {
+            action: UserAction::Erase { tenant, user, yes },
+        } => super::lifecycle::erase_user(&owner, &tenant, &user, yes).await,
         Command::User { action } => create_user(&owner, config, action).await,
+        Command::Lifecycle { action } => super::lifecycle::run(&owner, action).await,
         Command::Audit { action } => audit_command(&owner, action).await,
         Command::Keys { action } => super::keys::run(&owner, config, action).await,
         Command::Intel { action } => super::intel::run(&owner, action).await,
@@ -145,7 +149,10 @@ async fn create_user(
         first_name,
         last_name,
         phone,
-    } = action;
+    } = action
+    else {
+        unreachable!("admin() routes `user erase` to the lifecycle commands");
+    };
     let role: Role = role.parse()?;
     let password = read_password_from_stdin()?;
     let tenant_id = tenants::tenant_id_by_slug(owner, &tenant).await?;
@@ -204,6 +211,7 @@ async fn audit_command(owner: &DatabaseConnection, action: AuditAction) -> anyho
             }
             Ok(ExitCode::SUCCESS)
         }
+        AuditAction::Export { tenant, out } => super::lifecycle::export_audit(owner, &tenant, out).await,
         AuditAction::Verify { tenant, head } => {
             let tenant_id = tenants::tenant_id_by_slug(owner, &tenant).await?;
             let exported: Option<ChainHead> = match head {

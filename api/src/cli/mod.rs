@@ -6,10 +6,12 @@ mod demo;
 mod documents;
 mod intel;
 mod keys;
+mod lifecycle;
 
 pub use demo::DemoAction;
 pub use documents::DocumentsAction;
 pub use intel::{EXIT_SKIPPED, IntelAction};
+pub use lifecycle::LifecycleAction;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -126,6 +128,20 @@ pub enum UserAction {
         #[arg(long)]
         phone: Option<String>,
     },
+    /// Erase a user's personal data for a privacy request: names, email, phone, addresses,
+    /// devices and credentials go from every table; the account id, its history and the
+    /// audit chain stay (the chain still verifies). Irreversible: needs --yes.
+    Erase {
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// Username or user id.
+        #[arg(long)]
+        user: String,
+        /// Confirm that the erasure cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +159,16 @@ pub enum AuditAction {
     Head {
         #[arg(long)]
         tenant: String,
+    },
+    /// Write the tenant's whole chain as JSON Lines (header, one line per entry with its
+    /// canonical encoding, then the head) for an external archive, which can check it
+    /// with SHA-256 alone.
+    Export {
+        #[arg(long)]
+        tenant: String,
+        /// Write here (atomically) instead of to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 

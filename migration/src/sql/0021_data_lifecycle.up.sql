@@ -657,6 +657,10 @@ declare
     anchor_seq  bigint;
     total       bigint;
     older_in_default boolean;
+    -- What this call has dropped so far (or, in a dry run, would have): the checks of a
+    -- later partition must see the chain as it will be by then.
+    passed      oid[] := '{}';
+    planned_anchors jsonb := '{}';
 begin
     if parent not in ('security_events', 'audit_log') then
         raise exception 'only security_events and audit_log are partitioned, not %', parent
@@ -694,6 +698,7 @@ begin
                     '  from ultracore_partitions.%I group by tenant_id', part.name) loop
                 select a.chain_seq into anchor_seq
                   from ultracore_lifecycle.audit_chain_anchors a where a.tenant_id = stat.tenant_id;
+                anchor_seq := coalesce((planned_anchors->>stat.tenant_id::text)::bigint, anchor_seq);
                 if stat.first_seq <> coalesce(anchor_seq, 0) + 1 then
                     raise exception 'cannot drop %: it does not start the remaining audit chain of tenant % (first position %, anchor %)',
                                     part.name, stat.tenant_id, stat.first_seq, coalesce(anchor_seq, 0);
@@ -701,9 +706,10 @@ begin
                 perform set_config('app.tenant_id', stat.tenant_id::text, true);
                 if exists (select 1 from audit_log a
                             where a.tenant_id = stat.tenant_id and a.chain_seq <= stat.last_seq
-                              and a.tableoid <> part.oid) then
+                              and a.tableoid <> all(passed || part.oid)) then
                     raise exception 'cannot drop %: tenant % has older audit rows in another partition', part.name, stat.tenant_id;
                 end if;
+                planned_anchors := planned_anchors || jsonb_build_object(stat.tenant_id::text, stat.last_seq);
                 if not dry_run then
                     execute format('select row_hash from ultracore_partitions.%I where tenant_id = $1 and chain_seq = $2',
                                    part.name) into last_hash using stat.tenant_id, stat.last_seq;
@@ -733,6 +739,7 @@ begin
                                            'rows', stat.rows_dropped));
             end loop;
         end if;
+        passed := passed || part.oid;
         return next;
     end loop;
     perform set_config('app.tenant_id', coalesce(caller_tenant, ''), true);
@@ -745,7 +752,8 @@ revoke all on function ultracore_prepare_partition(text, text) from public;
 ------------------------------------------------------------------------------------------
 -- Erasure of a user's personal data
 ------------------------------------------------------------------------------------------
--- Replaces every occurrence of any needle (case-insensitive, literal) by '[erased]'.
+-- Replaces every occurrence of any needle (case-insensitive, literal, and only where it
+-- stands alone: 'customer' is not found inside 'customer2') by '[erased]'.
 create function ultracore_scrub_text(value text, needles text[]) returns text
 language plpgsql immutable as $$
 declare
@@ -755,8 +763,10 @@ begin
         return null;
     end if;
     foreach needle in array coalesce(needles, '{}') loop
-        value := regexp_replace(value, regexp_replace(needle, '([.*+?^${}()|\[\]\\])', '\\\1', 'g'),
-                                '[erased]', 'gi');
+        value := regexp_replace(value,
+                                '(^|[^[:alnum:]_])' || regexp_replace(needle, '([.*+?^${}()|\[\]\\])', '\\\1', 'g')
+                                    || '(?=$|[^[:alnum:]_])',
+                                '\1[erased]', 'gi');
     end loop;
     return value;
 end
@@ -796,7 +806,8 @@ alter table users add column erased_at timestamptz;
 -- in again. Their rows elsewhere lose the same identifiers; other people's rows lose only
 -- the user's username and email where they are quoted. The audit rows about or by the
 -- user are erased field by field (see audit_log_guard_change), so the chain verifies.
--- Returns how many rows of each table were changed. Owner only; recorded in the tenant's
+-- Every statement names the tenant itself: the owner may be a superuser, whom row-level
+-- security does not bind. Returns how many rows of each table were changed. Owner only; recorded in the tenant's
 -- audit chain ('user.erased') and in data_lifecycle_log, without personal data.
 create function ultracore_erase_user(target uuid) returns jsonb
 language plpgsql
@@ -823,21 +834,27 @@ begin
 
     select coalesce(array_agg(distinct ip), '{}') into addresses from (
         select account.last_login_ip as ip
-        union all select ip_address from refresh_tokens where user_id = target
-        union all select last_ip_address from trusted_devices where user_id = target
-        union all select ip_address from security_events where user_id = target
-        union all select ip_address from audit_log where user_id = target
-        union all select ip_address from rate_limit_entries where user_id = target) s
+        union all select ip_address from refresh_tokens where tenant_id = tenant and user_id = target
+        union all select last_ip_address from trusted_devices where tenant_id = tenant and user_id = target
+        union all select ip_address from security_events where tenant_id = tenant and user_id = target
+        union all select ip_address from audit_log where tenant_id = tenant and user_id = target
+        union all select ip_address from rate_limit_entries where tenant_id = tenant and user_id = target) s
      where ip is not null;
     quoted := array_remove(array[account.username, account.email], null);
     select array_agg(distinct v) into needles from unnest(
         quoted || array[account.first_name, account.last_name, account.phone_number]
         || (select coalesce(array_agg(host(a)), '{}') from unnest(addresses) a)
         || (select coalesce(array_agg(distinct f), '{}') from (
-                select device_fingerprint as f from refresh_tokens where user_id = target
-                union all select device_fingerprint from trusted_devices where user_id = target
-                union all select device_fingerprint from security_events where user_id = target) fp
-             where f is not null)) v
+                select device_fingerprint as f from refresh_tokens where tenant_id = tenant and user_id = target
+                union all select device_fingerprint from trusted_devices where tenant_id = tenant and user_id = target
+                union all select device_fingerprint from security_events where tenant_id = tenant and user_id = target) fp
+             where f is not null)
+        -- Their own rows only: user agents are shared by many people.
+        || (select coalesce(array_agg(distinct ua), '{}') from (
+                select user_agent as ua from refresh_tokens where tenant_id = tenant and user_id = target
+                union all select user_agent from security_events where tenant_id = tenant and user_id = target
+                union all select user_agent from audit_log where tenant_id = tenant and user_id = target) agents
+             where ua is not null)) v
      where v is not null and length(v) >= 2 and v <> pseudonym;
     needles := coalesce(needles, '{}');
     -- Longest first, so an email is replaced whole before its local part.
@@ -857,19 +874,19 @@ begin
                          || rtrim(encode(uuid_send(gen_random_uuid()), 'base64'), '=') || '$'
                          || rtrim(encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), 'base64'), '='),
                      erased_at = clock_timestamp()
-     where user_id = target;
+     where tenant_id = tenant and user_id = target;
 
     update refresh_tokens set revoked_at = coalesce(revoked_at, clock_timestamp()),
                               ip_address = null, user_agent = null, device_fingerprint = null
-     where user_id = target;
+     where tenant_id = tenant and user_id = target;
     get diagnostics n = row_count; counts := counts || jsonb_build_object('refresh_tokens', n);
-    delete from trusted_devices where user_id = target;
+    delete from trusted_devices where tenant_id = tenant and user_id = target;
     get diagnostics n = row_count; counts := counts || jsonb_build_object('trusted_devices', n);
-    delete from mfa_backup_codes where user_id = target;
+    delete from mfa_backup_codes where tenant_id = tenant and user_id = target;
     get diagnostics n = row_count; counts := counts || jsonb_build_object('mfa_backup_codes', n);
-    delete from account_tokens where user_id = target;
+    delete from account_tokens where tenant_id = tenant and user_id = target;
     get diagnostics n = row_count; counts := counts || jsonb_build_object('account_tokens', n);
-    delete from rate_limit_entries where user_id = target or ip_address = any(addresses);
+    delete from rate_limit_entries where tenant_id = tenant and (user_id = target or ip_address = any(addresses));
     get diagnostics n = row_count; counts := counts || jsonb_build_object('rate_limit_entries', n);
     counts := counts || jsonb_build_object('address_windows', ultracore_forget_addresses(addresses));
 
@@ -879,19 +896,19 @@ begin
            body = '[erased]',
            status = case when status = 'pending' then 'failed' else status end,
            last_error = case when status = 'pending' then 'recipient erased' else last_error end
-     where user_id = target or lower(recipient) = lower(account.email);
+     where tenant_id = tenant and (user_id = target or lower(recipient) = lower(account.email));
     get diagnostics n = row_count; counts := counts || jsonb_build_object('notification_outbox', n);
 
     update security_events
        set ip_address = null, user_agent = null, device_fingerprint = null, geolocation = null,
            description = ultracore_scrub_text(description, needles),
            metadata = ultracore_scrub_json(metadata, needles)
-     where user_id = target;
+     where tenant_id = tenant and user_id = target;
     get diagnostics n = row_count; counts := counts || jsonb_build_object('security_events', n);
     update security_events
        set description = ultracore_scrub_text(description, quoted),
            metadata = ultracore_scrub_json(metadata, quoted)
-     where user_id is distinct from target
+     where tenant_id = tenant and user_id is distinct from target
        and (description ilike any(patterns) or metadata::text ilike any(patterns));
     get diagnostics n = row_count; counts := counts || jsonb_build_object('security_events_quoting', n);
 
@@ -901,15 +918,16 @@ begin
                                                                                 then needles else quoted end)
                                                    order by o), '{}')
                            from unnest(indicators) with ordinality x(i, o))
-     where target = any(affected_user_ids)
-        or description ilike any(patterns)
-        or array_to_string(indicators, ' ') ilike any(patterns);
+     where tenant_id = tenant
+       and (target = any(affected_user_ids)
+            or description ilike any(patterns)
+            or array_to_string(indicators, ' ') ilike any(patterns));
     get diagnostics n = row_count; counts := counts || jsonb_build_object('threat_events', n);
 
     update security_incidents
        set title = ultracore_scrub_text(title, quoted),
            description = ultracore_scrub_text(description, quoted)
-     where title ilike any(patterns) or description ilike any(patterns);
+     where tenant_id = tenant and (title ilike any(patterns) or description ilike any(patterns));
     get diagnostics n = row_count; counts := counts || jsonb_build_object('security_incidents', n);
 
     -- Audit rows by or about the user: the digests the chain covers are kept, the salt
@@ -923,7 +941,7 @@ begin
            user_agent = case when a.user_id = target then null else a.user_agent end,
            old_values = ultracore_scrub_json(a.old_values, needles),
            new_values = ultracore_scrub_json(a.new_values, needles)
-     where a.erased_at is null
+     where a.tenant_id = tenant and a.erased_at is null
        and (a.user_id = target or (a.entity_type = 'user' and a.entity_id = target)
             or a.old_values::text ilike any(patterns) or a.new_values::text ilike any(patterns));
     get diagnostics n = row_count; counts := counts || jsonb_build_object('audit_log', n);
