@@ -4,6 +4,11 @@
 //! Labels are bounded: operation names are kept only when short and plain, and at most
 //! [`MAX_OPERATION_NAMES`] distinct ones are labelled before the rest become `other`, so
 //! a client inventing names cannot grow the series without bound.
+//!
+//! Traces go to an OpenTelemetry collector when built with the `otlp` feature ([`otlp`]).
+
+#[cfg(feature = "otlp")]
+pub mod otlp;
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};

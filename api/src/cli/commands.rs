@@ -15,6 +15,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::login;
 use crate::auth::roles::Role;
 use crate::config::Config;
+use crate::config::telemetry::OtlpExport;
 use crate::db::{self, Access, DatabaseSource, TenantScope};
 use crate::domain::{tenants, users};
 use crate::graphql::{Gateway, Services};
@@ -248,27 +249,35 @@ async fn audit_command(owner: &DatabaseConnection, action: AuditAction) -> anyho
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // First of all: a trace endpoint this build cannot export to is refused before
+    // anything starts (never silently ignored), and so is a malformed one.
+    let otlp = config.telemetry.otlp_export()?;
     let shutdown = ShutdownSignal::install().context("cannot install signal handlers")?;
     // Given only the serving role's URL, the gateway never holds the owner's credentials:
     // migrations are then someone else's job (docker-compose runs `migrate up` first).
     if config.database.url.is_none()
         && let Some(app_url) = &config.database.app_url
     {
-        return serve_as_app(app_url, &config, shutdown).await;
+        return serve_as_app(app_url, &config, otlp.as_ref(), shutdown).await;
     }
     let source = DatabaseSource::resolve(&config).await?;
     let result = async {
         if source.embedded.is_some() && !shutdown.requested() {
             source.migrate_up(None).await?;
         }
-        serve_as_app(&source.app_url, &config, shutdown.clone()).await
+        serve_as_app(&source.app_url, &config, otlp.as_ref(), shutdown.clone()).await
     }
     .await;
     source.shutdown();
     result
 }
 
-async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
+async fn serve_as_app(
+    app_url: &str,
+    config: &Config,
+    otlp: Option<&OtlpExport>,
+    shutdown: ShutdownSignal,
+) -> anyhow::Result<()> {
     if shutdown.requested() {
         return Ok(());
     }
@@ -306,6 +315,11 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    // Checked by `serve`: only a build with the feature gets here with an export.
+    #[cfg(feature = "otlp")]
+    let exporter = otlp.map(crate::telemetry::otlp::start).transpose()?;
+    #[cfg(not(feature = "otlp"))]
+    let _: Option<&OtlpExport> = otlp;
     tracing::info!(
         address = %config.listen,
         tls = tls.is_some(),
@@ -330,6 +344,12 @@ async fn serve_as_app(app_url: &str, config: &Config, shutdown: ShutdownSignal) 
         delivery.abort();
     }
     delivery.await.ok();
+    // The spans of the last requests are still queued: send them while the database
+    // (an embedded cluster included) is up, so nothing else logs its loss meanwhile.
+    #[cfg(feature = "otlp")]
+    if let Some(exporter) = exporter {
+        exporter.shutdown().await;
+    }
     served?;
     app_db.close().await.ok();
     tracing::info!("stopped");

@@ -241,7 +241,8 @@ fn return_large_blocks_to_the_system() {
 /// Logs go to stderr: JSON lines in production (or with `ULTRACORE_LOG_FORMAT=json`),
 /// readable text otherwise. Set before the configuration is read (so its own errors are
 /// logged), hence from the environment alone. Both formats escape what they print: a
-/// value holding CR/LF cannot forge a line.
+/// value holding CR/LF cannot forge a line. With the `otlp` feature the subscriber also
+/// holds a slot that `serve` fills with the OpenTelemetry layer (`telemetry::otlp`).
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter =
@@ -249,16 +250,21 @@ fn init_tracing() {
     let format = std::env::var("ULTRACORE_LOG_FORMAT").unwrap_or_default();
     let production = std::env::var("ULTRACORE_PROFILE").is_ok_and(|p| p.eq_ignore_ascii_case("production"));
     let json = format.eq_ignore_ascii_case("json") || (production && !format.eq_ignore_ascii_case("text"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init()
-    } else {
-        builder.with_ansi(false).try_init()
-    };
+    #[cfg(feature = "otlp")]
+    crate::telemetry::otlp::init_subscriber(filter, json);
+    #[cfg(not(feature = "otlp"))]
+    {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = if json {
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .try_init()
+        } else {
+            builder.with_ansi(false).try_init()
+        };
+    }
 }

@@ -7,8 +7,10 @@
 
 pub mod rate_limits;
 pub mod secrets;
+pub mod telemetry;
 
 pub use rate_limits::RateLimitConfig;
+pub use telemetry::TelemetryConfig;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +59,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// Where clients are, for impossible travel (see `crate::geo`).
     pub geo: crate::geo::GeoConfig,
+    /// Trace export over OTLP (see `telemetry`; needs the `otlp` cargo feature).
+    pub telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -257,6 +261,7 @@ impl Default for Config {
             notifications: NotificationConfig::default(),
             rate_limits: RateLimitConfig::default(),
             geo: crate::geo::GeoConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
