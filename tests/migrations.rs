@@ -186,8 +186,8 @@ async fn assert_fully_migrated(owner: &DatabaseConnection) {
             "select count(*) from pg_trigger where tgrelid = 'audit_log'::regclass and not tgisinternal"
         )
         .await,
-        3,
-        "the chain trigger and the two refusing triggers"
+        4,
+        "the chain trigger, the head-advancing statement trigger and the two refusing triggers"
     );
     for function in [
         "audit_chain_verify",

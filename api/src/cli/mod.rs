@@ -81,6 +81,11 @@ pub enum Command {
         #[command(subcommand)]
         action: DemoAction,
     },
+    /// Partitions and retention of security_events and audit_log (as the owner).
+    Lifecycle {
+        #[command(subcommand)]
+        action: LifecycleAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -173,8 +173,10 @@ drop function audit_log_pii_digests(audit_log);
 drop table audit_log;
 drop function audit_pii_digest(bytea, text, text);
 drop function audit_log_chain_append();
+drop function audit_log_advance_heads();
 drop function audit_log_guard_change();
 drop function audit_chain_stamp();
+drop function audit_chain_lock_head(uuid);
 alter table audit_log_unpartitioned rename to audit_log;
 alter table audit_log rename constraint audit_log_unpartitioned_pkey to audit_log_pkey;
 

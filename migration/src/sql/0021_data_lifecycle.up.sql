@@ -438,71 +438,108 @@ create index idx_audit_log_tenant_timestamp on audit_log (tenant_id, "timestamp"
 create index idx_audit_log_user_timestamp on audit_log (tenant_id, user_id, "timestamp" desc, audit_id desc);
 create index idx_audit_log_entity on audit_log (tenant_id, entity_type, entity_id);
 
--- The default of "timestamp": inside a tenant transaction it takes the tenant's chain
--- head lock *before* PostgreSQL routes the row to a partition, and returns a time no
--- earlier than the tenant's last entry. Stamping after routing (in the trigger) could
--- move a row across a month boundary, which PostgreSQL refuses.
-create function audit_chain_stamp() returns timestamptz
+-- Locks the chain head of `tenant` until commit (creating it at the genesis when the
+-- tenant has none) and returns it. Every append takes this lock first, which serialises
+-- one tenant's appends; other tenants are not blocked. SECURITY DEFINER: the gateway's
+-- role cannot reach the bookkeeping schema, only this function.
+create function audit_chain_lock_head(tenant uuid)
+returns table (chain_seq bigint, row_hash bytea, "timestamp" timestamptz)
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp as $$
-declare
-    tenant uuid := nullif(current_setting('app.tenant_id', true), '')::uuid;
-    head_time timestamptz;
 begin
     if tenant is null then
-        return clock_timestamp();
+        return;
     end if;
-    insert into ultracore_lifecycle.audit_chain_heads (tenant_id, chain_seq, row_hash, "timestamp")
-    values (tenant, 0, public.audit_chain_genesis(tenant), '-infinity')
-    on conflict (tenant_id) do nothing;
-    select h."timestamp" into head_time
-      from ultracore_lifecycle.audit_chain_heads h where h.tenant_id = tenant for update;
-    return greatest(clock_timestamp(), head_time);
+    return query select h.chain_seq, h.row_hash, h."timestamp"
+                   from ultracore_lifecycle.audit_chain_heads h where h.tenant_id = tenant for update;
+    if not found then
+        insert into ultracore_lifecycle.audit_chain_heads as h (tenant_id, chain_seq, row_hash, "timestamp")
+        values (tenant, 0, public.audit_chain_genesis(tenant), '-infinity')
+        on conflict (tenant_id) do nothing;
+        return query select h.chain_seq, h.row_hash, h."timestamp"
+                       from ultracore_lifecycle.audit_chain_heads h where h.tenant_id = tenant for update;
+    end if;
 end
 $$;
-alter function audit_chain_stamp() owner to ultracore_audit_chain;
+alter function audit_chain_lock_head(uuid) owner to ultracore_audit_chain;
+
+-- The default of "timestamp": inside a tenant transaction it takes the tenant's chain
+-- lock *before* PostgreSQL routes the row to a partition, and returns a time no earlier
+-- than the tenant's recorded head. Stamping only after routing (in the trigger) could
+-- move a row across a month boundary, which PostgreSQL refuses.
+create function audit_chain_stamp() returns timestamptz
+language sql volatile
+set search_path = pg_catalog, public, pg_temp as $$
+    select coalesce((select greatest(clock_timestamp(), h."timestamp")
+                       from audit_chain_lock_head(nullif(current_setting('app.tenant_id', true), '')::uuid) h),
+                    clock_timestamp())
+$$;
 alter table audit_log alter column "timestamp" set default audit_chain_stamp();
 
--- BEFORE INSERT: place the row at the end of its tenant's chain. SECURITY DEFINER so it
--- can advance the head, which the gateway's role cannot reach.
+-- BEFORE INSERT: place the row at the end of its tenant's chain. The chain's last row is
+-- read from the log itself (this transaction's own earlier rows included), and only from
+-- the partitions since the recorded head's time; the head alone continues a chain whose
+-- rows retention has dropped.
 create function audit_log_chain_append() returns trigger
-language plpgsql security definer
+language plpgsql
 set search_path = pg_catalog, public, pg_temp as $$
 declare
-    head ultracore_lifecycle.audit_chain_heads;
+    head record;
+    last record;
 begin
-    -- The head must be read after waiting for its lock, with a fresh snapshot: only READ
-    -- COMMITTED takes one per statement (see 0008).
+    -- The last row must be read after waiting for the lock, with a fresh snapshot: only
+    -- READ COMMITTED takes one per statement (see 0008).
     if current_setting('transaction_isolation') <> 'read committed' then
         raise exception 'audit_log rows must be written in a READ COMMITTED transaction'
             using errcode = 'invalid_transaction_state';
     end if;
-    insert into ultracore_lifecycle.audit_chain_heads (tenant_id, chain_seq, row_hash, "timestamp")
-    values (new.tenant_id, 0, audit_chain_genesis(new.tenant_id), '-infinity')
-    on conflict (tenant_id) do nothing;
-    select * into head from ultracore_lifecycle.audit_chain_heads h
-     where h.tenant_id = new.tenant_id for update;
+    select * into head from audit_chain_lock_head(new.tenant_id);
+    select a.chain_seq, a.row_hash, a."timestamp" into last
+      from audit_log a
+     where a.tenant_id = new.tenant_id and a."timestamp" >= head."timestamp"
+     order by a.chain_seq desc
+     limit 1;
+    if not found or last.chain_seq < head.chain_seq then
+        last := head;
+    end if;
 
     -- The database stamps the time: a client can neither back-date nor future-date an
     -- entry, and a tenant's entries never go back in time.
     new."timestamp" := greatest(least(coalesce(new."timestamp", clock_timestamp()), clock_timestamp()),
-                                statement_timestamp(), head."timestamp");
-    new.chain_seq := head.chain_seq + 1;
-    new.prev_hash := head.row_hash;
+                                statement_timestamp(), last."timestamp");
+    new.chain_seq := last.chain_seq + 1;
+    new.prev_hash := last.row_hash;
     new.pii_salt := uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid());
     new.pii_digests := null;
     new.erased_at := null;
     new.row_hash := audit_log_row_hash(new);
-
-    update ultracore_lifecycle.audit_chain_heads
-       set chain_seq = new.chain_seq, row_hash = new.row_hash, "timestamp" = new."timestamp"
-     where tenant_id = new.tenant_id;
     return new;
 end
 $$;
-alter function audit_log_chain_append() owner to ultracore_audit_chain;
 create trigger audit_log_chain_append before insert on audit_log
     for each row execute function audit_log_chain_append();
+
+-- AFTER each INSERT statement: advance the recorded heads, once per tenant. (Once per
+-- statement rather than per row: a bulk load of a million rows in one statement would
+-- otherwise leave a million versions of one head row inside its own transaction.)
+create function audit_log_advance_heads() returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp as $$
+begin
+    insert into ultracore_lifecycle.audit_chain_heads as h (tenant_id, chain_seq, row_hash, "timestamp")
+    select distinct on (n.tenant_id) n.tenant_id, n.chain_seq, n.row_hash, n."timestamp"
+      from new_rows n
+     order by n.tenant_id, n.chain_seq desc
+    on conflict (tenant_id) do update
+        set chain_seq = excluded.chain_seq, row_hash = excluded.row_hash, "timestamp" = excluded."timestamp"
+        where excluded.chain_seq > h.chain_seq;
+    return null;
+end
+$$;
+alter function audit_log_advance_heads() owner to ultracore_audit_chain;
+create trigger audit_log_advance_heads after insert on audit_log
+    referencing new table as new_rows
+    for each statement execute function audit_log_advance_heads();
 
 -- UPDATE and DELETE are refused for everyone. The one exception is erasure, and the
 -- database itself checks that an erasure can only blank personal fields: everything the
