@@ -6,6 +6,13 @@
 //! every request slow). Instead a semaphore sized to the cores lets that many run, a
 //! bounded number wait their turn, and everyone beyond that is answered RATE_LIMITED at
 //! once: the server stays responsive and its memory bounded.
+//!
+//! Hashes also run at a lower CPU priority (nice 10) than everything else: on a busy
+//! machine a login storm then takes the cores only when requests and PostgreSQL leave
+//! them idle, instead of sharing them equally and stretching every other request's
+//! latency (the benchmark's "events list during a login storm" scenario). Sign-ins get
+//! slower under load, which is the right way round for a security gateway: an attacker's
+//! password guessing must not become everyone's outage.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -90,7 +97,40 @@ impl Pool {
         let _worker = self.workers.acquire().await.map_err(|_| Saturated)?;
         // A panic inside the hash is a bug; it is reported as saturation rather than
         // crashing the request task (the permits are released either way).
-        tokio::task::spawn_blocking(work).await.map_err(|_| Saturated)
+        tokio::task::spawn_blocking(move || {
+            run_at_hashing_priority();
+            work()
+        })
+        .await
+        .map_err(|_| Saturated)
+    }
+}
+
+/// The nice value hashes run at (0 is the default, 19 the lowest priority).
+pub const HASHING_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`HASHING_NICE`]. On Linux a nice value
+/// belongs to one thread, so this leaves the async runtime's threads alone; a blocking
+/// thread that runs a hash keeps the lower priority for whatever it runs next, which in
+/// this gateway is another hash. Raising it back would need CAP_SYS_NICE, so it is not
+/// tried. Elsewhere this does nothing.
+fn run_at_hashing_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = nix::unistd::gettid().as_raw() as nix::libc::id_t;
+        // SAFETY: getpriority and setpriority read and change the scheduling weight of
+        // the thread `tid`, which is this thread; they touch no memory of ours.
+        unsafe {
+            // Only ever lower the priority (a process started at a higher nice keeps it).
+            if nix::libc::getpriority(nix::libc::PRIO_PROCESS, tid) < HASHING_NICE
+                && nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid, HASHING_NICE) != 0
+            {
+                tracing::debug!(
+                    error = %std::io::Error::last_os_error(),
+                    "cannot lower the hashing thread's priority"
+                );
+            }
+        }
     }
 }
 
@@ -129,6 +169,29 @@ mod tests {
             peak.load(Ordering::SeqCst),
             2,
             "never more hashes at once than workers"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashes_run_at_a_lower_cpu_priority_than_the_async_runtime() {
+        fn own_nice() -> i32 {
+            let tid = nix::unistd::gettid().as_raw();
+            // SAFETY: getpriority reads the scheduling priority of this thread.
+            unsafe { nix::libc::getpriority(nix::libc::PRIO_PROCESS, tid as nix::libc::id_t) }
+        }
+        let runtime_nice = own_nice();
+        let pool = Pool::new(PoolSize { workers: 1, queue: 1 });
+        let hashing_nice = pool.run(own_nice).await.expect("admitted");
+        assert_eq!(
+            hashing_nice,
+            HASHING_NICE.max(runtime_nice),
+            "the hash ran at nice {HASHING_NICE}"
+        );
+        assert_eq!(
+            own_nice(),
+            runtime_nice,
+            "the runtime's own thread kept its priority"
         );
     }
 }
