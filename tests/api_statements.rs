@@ -3,6 +3,15 @@
 //! (pg_stat_statements, restricted to this test's database and to the serving role), not
 //! from any counter of ours.
 //!
+//! The counts themselves are fixed too. Every operation with a principal costs `BEGIN`,
+//! one statement that sets the transaction's tenant, user, statement timeout and (for a
+//! query) `transaction_read_only` and also re-checks the session and the user, its own
+//! statements, and `COMMIT`: so a query costs 3 + one statement per list or loader it
+//! reaches (pg_stat_statements counts `BEGIN` and `COMMIT`). Before the settings and the
+//! session check shared a statement, and `SET TRANSACTION READ ONLY` (which
+//! pg_stat_statements does not count) was a round trip of its own, each count was one
+//! higher.
+//!
 //! The gateway runs with a pool of one connection, and each query is run once before it
 //! is measured: what is compared is the steady state of a connection (the first use of a
 //! connection may add the driver's one-off catalog lookups, which are not per-row work).
@@ -200,6 +209,18 @@ async fn listing_5_or_100_events_with_users_and_devices_issues_the_same_number_o
         "statements for 5 events:\n{}\nstatements for 100 events:\n{}",
         small.breakdown, large.breakdown
     );
+    // BEGIN, settings + session check, the events, their users, the users' devices, COMMIT.
+    assert_eq!(
+        small.statements, 6,
+        "statements for 5 events:\n{}",
+        small.breakdown
+    );
+    // `user { username ... }` reads the users' brief columns, never their secrets.
+    assert!(
+        !large.breakdown.contains("password_hash") && !large.breakdown.contains("mfa_secret"),
+        "statements for 100 events:\n{}",
+        large.breakdown
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -239,6 +260,13 @@ async fn listing_2_or_50_incidents_with_threats_users_and_devices_issues_the_sam
         "statements for 2 incidents:\n{}\nstatements for 50 incidents:\n{}",
         small.breakdown, large.breakdown
     );
+    // BEGIN, settings + session check, the incidents, their threats, the threats' users,
+    // the users' devices, COMMIT.
+    assert_eq!(
+        small.statements, 7,
+        "statements for 2 incidents:\n{}",
+        small.breakdown
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -258,4 +286,6 @@ async fn statement_counts_are_read_from_postgresql_and_see_every_request() {
     println!("me: one request -> {once} statements, two -> {twice}");
     assert!(once > 0, "pg_stat_statements saw nothing");
     assert_eq!(twice, 2 * once);
+    // BEGIN, settings + session check, the user, COMMIT.
+    assert_eq!(once, 4);
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Response, ServerError};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use super::GatewaySchema;
 use super::context::{ClientInfo, RequestContext};
@@ -22,7 +22,8 @@ use crate::auth::jwt::{JwtKeys, TokenType};
 use crate::auth::permissions::Principal;
 use crate::auth::roles::Role;
 use crate::config::Config;
-use crate::db::{Access, TenantScope, begin_tenant_transaction};
+use crate::db::tenant::{FoldedQuery, begin_tenant_transaction_checked};
+use crate::db::{Access, TenantScope};
 use crate::security::rate_limit::RateLimiter;
 
 /// What resolvers need beyond the request: the serving pool, the token keys, the config.
@@ -48,6 +49,8 @@ pub struct Gateway {
     limiter: Arc<RateLimiter>,
     /// Persisted operations: APQ and trusted documents.
     persisted: Arc<crate::graphql::persisted::PersistedDocuments>,
+    /// Parsed documents by their text (see graphql::parsed).
+    parsed: Arc<crate::graphql::parsed::ParsedDocuments>,
 }
 
 impl Gateway {
@@ -80,6 +83,7 @@ impl Gateway {
             services,
             limiter,
             persisted,
+            parsed: Arc::new(crate::graphql::parsed::ParsedDocuments::new()),
         }
     }
 
@@ -99,8 +103,9 @@ impl Gateway {
                 return futures::stream::once(async move { error_response(refused) }).boxed();
             }
             let operation_name = request.operation_name.clone();
-            let kind = request
-                .parsed_query()
+            let kind = this
+                .parsed
+                .parse(&mut request)
                 .ok()
                 .and_then(|doc| document::operation_type(doc, operation_name.as_deref()));
             if kind != Some(OperationType::Subscription) {
@@ -167,14 +172,7 @@ impl Gateway {
             claimed.clone(),
         );
         let current = tokio::spawn(async move {
-            let txn = begin_tenant_transaction(
-                &db,
-                TenantScope::user(check.tenant_id, check.user_id),
-                Access::ReadOnly,
-                timeout_ms,
-            )
-            .await?;
-            let current = current_principal(&txn, &check).await?;
+            let (txn, current) = begin_checked(&db, &check, Access::ReadOnly, timeout_ms).await?;
             txn.commit().await?;
             Ok::<_, sea_orm::DbErr>(current)
         })
@@ -271,8 +269,9 @@ impl Gateway {
                 .take(100)
                 .collect::<String>()
         });
-        let kind = match request
-            .parsed_query()
+        let kind = match self
+            .parsed
+            .parse(&mut request)
             .ok()
             .and_then(|doc| document::operation_type(doc, name.as_deref()))
         {
@@ -393,20 +392,18 @@ impl Gateway {
                 } else {
                     Access::ReadOnly
                 };
-                let txn = match begin_tenant_transaction(
+                match begin_checked(
                     &self.services.db,
-                    TenantScope::user(claimed.tenant_id, claimed.user_id),
+                    &claimed,
                     access,
                     self.services.config.database.statement_timeout_ms,
                 )
                 .await
                 {
-                    Ok(txn) => txn,
-                    Err(e) => return error_response(ApiError::internal(e)),
-                };
-                match current_principal(&txn, &claimed).await {
-                    Ok(Some(principal)) => (Some(principal), Some(Arc::new(txn))),
-                    Ok(None) => return error_response(ApiError::Unauthenticated("the session has ended")),
+                    Ok((txn, Some(principal))) => (Some(principal), Some(Arc::new(txn))),
+                    Ok((_txn, None)) => {
+                        return error_response(ApiError::Unauthenticated("the session has ended"));
+                    }
                     Err(e) => return error_response(ApiError::internal(e)),
                 }
             }
@@ -449,43 +446,59 @@ impl Drop for ActiveSubscription {
 /// What a caller whose password expired may run: a mutation of these root fields only.
 const CONFINED_FIELDS: &[&str] = &["changePassword", "__typename"];
 
-/// The caller as the database knows them now: None when the session is revoked or
+/// The session check, folded into the statement that opens the operation's transaction
+/// (db::tenant): the user's role first, then their permissions, or NULL when the session
+/// is revoked or expired, or the user is deactivated or locked.
+const SESSION_CHECK: &str = "(select array_prepend(u.role::text, u.permissions) from users u \
+      where u.user_id = $5 and u.is_active and not u.is_locked \
+        and (u.locked_until is null or u.locked_until <= now()) \
+        and exists (select 1 from refresh_tokens r \
+                     where r.family_id = $6 and r.user_id = u.user_id \
+                       and r.revoked_at is null and r.expires_at > now()))";
+
+/// Opens the operation's tenant transaction and reads the caller as the database knows
+/// them now, in one statement after `BEGIN`: None when the session is revoked or
 /// expired, or the user is deactivated or locked. Role and permissions come from the
 /// user's row, not from the token, so a demotion applies at once.
-async fn current_principal(
-    txn: &DatabaseTransaction,
+async fn begin_checked(
+    db: &DatabaseConnection,
     claimed: &Principal,
-) -> Result<Option<Principal>, sea_orm::DbErr> {
-    let row = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "select u.role, u.permissions from users u \
-              where u.user_id = $1 and u.is_active and not u.is_locked \
-                and (u.locked_until is null or u.locked_until <= now()) \
-                and exists (select 1 from refresh_tokens r \
-                             where r.family_id = $2 and r.user_id = u.user_id \
-                               and r.revoked_at is null and r.expires_at > now())",
-            [claimed.user_id.into(), claimed.session_id.into()],
-        ))
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let role: String = row.try_get("", "role")?;
-    let permissions: Vec<String> = row.try_get("", "permissions")?;
+    access: Access,
+    statement_timeout_ms: u64,
+) -> Result<(DatabaseTransaction, Option<Principal>), sea_orm::DbErr> {
+    let (txn, row) = begin_tenant_transaction_checked(
+        db,
+        TenantScope::user(claimed.tenant_id, claimed.user_id),
+        access,
+        statement_timeout_ms,
+        FoldedQuery {
+            sql: SESSION_CHECK,
+            values: vec![claimed.user_id.into(), claimed.session_id.into()],
+        },
+    )
+    .await?;
+    let checked: Option<Vec<String>> = row.try_get("", "checked")?;
+    let Some((role, permissions)) = checked.as_deref().and_then(<[String]>::split_first) else {
+        return Ok((txn, None));
+    };
     let Ok(role) = role.parse::<Role>() else {
-        return Ok(None);
+        return Ok((txn, None));
     };
     let current = Principal::new(
         claimed.tenant_id,
         claimed.user_id,
         claimed.session_id,
         role,
-        &permissions,
+        permissions,
     );
-    Ok(Some(if claimed.password_change_only {
-        current.confined_to_password_change()
-    } else {
-        current
-    }))
+    Ok((
+        txn,
+        Some(if claimed.password_change_only {
+            current.confined_to_password_change()
+        } else {
+            current
+        }),
+    ))
 }
 
 /// COMMIT when the operation returned no error, ROLLBACK otherwise. A rolled-back

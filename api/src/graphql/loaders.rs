@@ -11,15 +11,17 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use entity::{audit_log, refresh_tokens, security_events, threat_events, trusted_devices, users};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef, PgFunc, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    Statement, Value,
+    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, PartialModelTrait,
+    QueryFilter, Statement, Value,
 };
 use uuid::Uuid;
 
 use super::batcher::Batcher;
 use super::errors::ApiError;
 use super::pagination::{Cursor, PageArgs, SortKey};
+use super::types::users::{UserBrief, UserRow};
 
 type LoadError = async_graphql::Error;
 
@@ -62,11 +64,60 @@ where
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, E::Model>, LoadError> {
         let txn = self.txn.as_ref().ok_or_else(self.missing)?;
         let rows = E::find()
-            .filter(E::id_column().is_in(keys.iter().copied()))
+            .filter(any_of(E::id_column(), keys))
             .all(txn.as_ref())
             .await
             .map_err(db_error)?;
         Ok(rows.into_iter().map(|m| (E::id_of(&m), m)).collect())
+    }
+}
+
+/// `column = any($1)` with the keys as one array parameter: one statement text (and one
+/// prepared statement and plan) whatever the number of keys, where `IN ($1, .., $n)`
+/// made one per batch size.
+fn any_of(column: impl IntoColumnRef, keys: &[Uuid]) -> SimpleExpr {
+    Expr::col(column).eq(PgFunc::any(Expr::val(keys.to_vec())))
+}
+
+/// Users by id, reading only the columns of `R`: [`UserBrief`] when the selection asks
+/// for nothing beyond it, else [`UserRow`]; never the secrets. Rows are shared (`Arc`),
+/// not copied, with every field that asked for them.
+pub struct UserLoader<R> {
+    txn: Option<Arc<DatabaseTransaction>>,
+    missing: fn() -> LoadError,
+    _row: PhantomData<R>,
+}
+
+/// The user column sets a [`UserLoader`] reads.
+pub trait UserColumns: PartialModelTrait + FromQueryResult + Send + Sync + 'static {
+    fn id(&self) -> Uuid;
+}
+
+impl UserColumns for UserRow {
+    fn id(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+impl UserColumns for UserBrief {
+    fn id(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+impl<R: UserColumns> Loader<Uuid> for UserLoader<R> {
+    type Value = Arc<R>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Arc<R>>, LoadError> {
+        let txn = self.txn.as_ref().ok_or_else(self.missing)?;
+        let rows = users::Entity::find()
+            .filter(any_of(users::Column::UserId, keys))
+            .into_partial_model::<R>()
+            .all(txn.as_ref())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(|r| (r.id(), Arc::new(r))).collect())
     }
 }
 
@@ -83,7 +134,6 @@ macro_rules! load_by_id {
     };
 }
 
-load_by_id!(users, UserId, user_id);
 load_by_id!(threat_events, ThreatId, threat_id);
 load_by_id!(security_events, EventId, event_id);
 
@@ -330,7 +380,10 @@ impl Loader<ListCountKey> for ListCountLoader {
 
 /// The loaders of one operation.
 pub struct Loaders {
-    pub users: Batcher<Uuid, ByIdLoader<users::Entity>>,
+    /// Users with every served column (a selection beyond `User::BRIEF_FIELDS`).
+    pub users: Batcher<Uuid, UserLoader<UserRow>>,
+    /// Users with the brief columns only.
+    pub user_briefs: Batcher<Uuid, UserLoader<UserBrief>>,
     pub threats: Batcher<Uuid, ByIdLoader<threat_events::Entity>>,
     pub events: Batcher<Uuid, ByIdLoader<security_events::Entity>>,
     pub user_events: Batcher<UserPageKey, UserPageLoader<security_events::Entity>>,
@@ -379,8 +432,19 @@ impl Loaders {
                 _entity: PhantomData,
             })
         }
+        fn users<R: UserColumns>(
+            txn: &Option<Arc<DatabaseTransaction>>,
+            missing: fn() -> LoadError,
+        ) -> Batcher<Uuid, UserLoader<R>> {
+            Batcher::new(UserLoader {
+                txn: txn.clone(),
+                missing,
+                _row: PhantomData,
+            })
+        }
         Loaders {
-            users: by_id(&txn, missing),
+            users: users(&txn, missing),
+            user_briefs: users(&txn, missing),
             threats: by_id(&txn, missing),
             events: by_id(&txn, missing),
             user_events: pages(&txn, missing),

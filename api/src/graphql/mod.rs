@@ -13,6 +13,7 @@ pub mod lists;
 pub mod loaders;
 pub mod mutation;
 pub mod pagination;
+pub mod parsed;
 pub mod persisted;
 pub mod query;
 pub mod scalars;

@@ -11,9 +11,10 @@ use super::super::context::request;
 use super::super::errors::{ApiError, ApiResult};
 use super::super::filters::{ScoreRange, TimeRange, check_in, contains, score_range, time_range};
 use super::super::guards::Scope;
-use super::super::lists::{Paging, by_id, page};
+use super::super::lists::{Paging, by_id, by_id_as, page_as};
 use super::super::pagination::{Ordering, SortKey};
 use super::super::types::enums::{UserRole, db_values};
+use super::super::types::users::UserRow;
 use super::super::types::{Tenant, User};
 use crate::auth::permissions::{Permission, Principal};
 
@@ -86,6 +87,10 @@ fn apply(filter: UserFilter) -> Result<Condition, ApiError> {
     )
 }
 
+fn user(row: UserRow) -> User {
+    User::full(std::sync::Arc::new(row))
+}
+
 fn role_db(role: UserRole) -> &'static str {
     use super::super::types::enums::DbEnum;
     role.as_db()
@@ -100,9 +105,11 @@ impl UsersQuery {
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         let req = request(ctx);
         let me = req.principal()?.user_id;
-        Ok(by_id(req.db()?, users::Entity::find(), users::Column::UserId, me)
-            .await?
-            .map(User::new))
+        Ok(
+            by_id_as::<_, UserRow, _>(req.db()?, users::Entity::find(), users::Column::UserId, me)
+                .await?
+                .map(user),
+        )
     }
 
     /// The caller's tenant.
@@ -140,12 +147,13 @@ impl UsersQuery {
             last,
             before,
         };
-        page(
+        page_as(
             req.db()?,
             select,
             ordering(order_by.unwrap_or_default()),
+            |r: &UserRow| (SortKey::Time(r.created_at), r.user_id),
             paging,
-            User::new,
+            user,
         )
         .await
     }
@@ -154,9 +162,9 @@ impl UsersQuery {
     async fn user(&self, ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<User>> {
         let req = request(ctx);
         Ok(
-            by_id(req.db()?, scoped(req.principal()?), users::Column::UserId, id)
+            by_id_as::<_, UserRow, _>(req.db()?, scoped(req.principal()?), users::Column::UserId, id)
                 .await?
-                .map(User::new),
+                .map(user),
         )
     }
 }
