@@ -101,6 +101,8 @@ async fn metrics_count_a_query_and_a_failed_login() {
         "ultracore_graphql_operation_duration_seconds_bucket",
         "ultracore_db_transaction_duration_seconds_bucket",
         "ultracore_db_pool_connections{state=\"in_use\"}",
+        "ultracore_db_pool_connections{state=\"waiting\"} 0",
+        "ultracore_db_acquire_seconds_bucket",
         "ultracore_http_requests_total{route=\"/graphql\"",
     ] {
         assert!(after.contains(family), "{family} missing:\n{after}");

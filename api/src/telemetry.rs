@@ -61,7 +61,11 @@ fn describe() {
     );
     describe_gauge!(
         "ultracore_db_pool_connections",
-        "serving pool connections by state"
+        "serving pool connections by state, and operations waiting for one"
+    );
+    describe_histogram!(
+        "ultracore_db_acquire_seconds",
+        "time to get a pooled connection and begin an operation's transaction"
     );
     describe_gauge!("ultracore_websocket_connections", "open WebSocket connections");
     describe_gauge!("ultracore_subscriptions_active", "running subscriptions");
@@ -95,6 +99,8 @@ pub fn render(db: &DatabaseConnection) -> Option<String> {
     metrics::gauge!("ultracore_db_pool_connections", "state" => "idle").set(idle);
     metrics::gauge!("ultracore_db_pool_connections", "state" => "max")
         .set(f64::from(pool.options().get_max_connections()));
+    metrics::gauge!("ultracore_db_pool_connections", "state" => "waiting")
+        .set(crate::db::tenant::waiting_for_connection() as f64);
     handle.run_upkeep();
     Some(handle.render())
 }

@@ -20,6 +20,9 @@
 //! settings (see there): an operation costs `BEGIN`, that one statement, its own
 //! statements and `COMMIT`.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult, Statement,
     TransactionTrait, Value,
@@ -78,6 +81,42 @@ fn settings_values(scope: TenantScope, access: Access, statement_timeout_ms: u64
     ]
 }
 
+/// Operations waiting right now for a pooled connection (and its BEGIN): `/metrics`
+/// reports it as `ultracore_db_pool_connections{state="waiting"}`.
+static WAITING: AtomicI64 = AtomicI64::new(0);
+
+/// How many operations are waiting for a pooled connection.
+pub fn waiting_for_connection() -> i64 {
+    WAITING.load(Ordering::Relaxed).max(0)
+}
+
+/// Counts a wait from creation to drop, so a cancelled wait is uncounted too.
+struct Waiting;
+
+impl Waiting {
+    fn start() -> Waiting {
+        WAITING.fetch_add(1, Ordering::Relaxed);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `db.begin()`, counted as a wait for the pool and timed
+/// (`ultracore_db_acquire_seconds`).
+async fn begin_counted(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let started = Instant::now();
+    let waiting = Waiting::start();
+    let txn = db.begin().await;
+    drop(waiting);
+    metrics::histogram!("ultracore_db_acquire_seconds").record(started.elapsed());
+    txn
+}
+
 /// Opens a transaction scoped to one tenant. Commit or roll it back; dropping it rolls
 /// back.
 pub async fn begin_tenant_transaction(
@@ -86,7 +125,7 @@ pub async fn begin_tenant_transaction(
     access: Access,
     statement_timeout_ms: u64,
 ) -> Result<DatabaseTransaction, DbErr> {
-    let txn = db.begin().await?;
+    let txn = begin_counted(db).await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         SETTINGS,
@@ -122,7 +161,7 @@ pub async fn begin_tenant_transaction_checked(
     statement_timeout_ms: u64,
     check: FoldedQuery,
 ) -> Result<(DatabaseTransaction, QueryResult), DbErr> {
-    let txn = db.begin().await?;
+    let txn = begin_counted(db).await?;
     let mut values = settings_values(scope, access, statement_timeout_ms);
     values.extend(check.values);
     let row = txn
