@@ -289,3 +289,92 @@ async fn statement_counts_are_read_from_postgresql_and_see_every_request() {
     // BEGIN, settings + session check, the user, COMMIT.
     assert_eq!(once, 4);
 }
+
+/// The full text of every statement the serving role ran since the last reset.
+const TEXTS: &str = "select query as v from pg_stat_statements \
+     where dbid = (select oid from pg_database where datname = current_database()) \
+       and userid = (select oid from pg_roles where rolname = 'ultracore_app') \
+       and query not like '%pg_stat_statements%'";
+
+/// The statement of the texts that reads `table` (its FROM clause as SeaORM writes it).
+fn reading<'a>(texts: &'a [String], table: &str) -> &'a str {
+    let from = format!("FROM \"{table}\"");
+    texts
+        .iter()
+        .find(|t| t.contains(&from))
+        .unwrap_or_else(|| panic!("no statement reads {table}: {texts:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lists_read_only_the_columns_their_selection_needs_and_serve_every_field_either_way() {
+    let (_db, fx, gw, owner, token) = setup().await;
+    seed_bulk_events(&owner, fx.a.tenant_id).await;
+    // What anyone who reaches an event's user sees, and nothing of the event's details.
+    let brief = "{ securityEvents(first: 10) { edges { cursor node { id eventType severity timestamp \
+                 user { id username role createdAt } } } } }";
+    // The details through a fragment, and the user's personal fields.
+    let full = "{ securityEvents(first: 10) { edges { cursor node { id ...Details \
+                user { id username role createdAt email isActive } } } } } \
+                fragment Details on SecurityEvent { eventType severity timestamp description metadata userAgent }";
+
+    owner.execute_unprepared(RESET).await.expect("reset");
+    let a = gw.data(Some(&token), brief, json!({})).await;
+    let texts = sql::strings(&owner, TEXTS).await;
+    let events = reading(&texts, "security_events");
+    let users = reading(&texts, "users");
+    for column in [
+        "description",
+        "metadata",
+        "user_agent",
+        "geolocation",
+        "device_fingerprint",
+    ] {
+        assert!(!events.contains(column), "{column} read for a summary: {events}");
+    }
+    for column in [
+        "password_hash",
+        "mfa_secret",
+        "totp_last_step",
+        "email",
+        "permissions",
+    ] {
+        assert!(!users.contains(column), "{column} read for a brief user: {users}");
+    }
+
+    owner.execute_unprepared(RESET).await.expect("reset");
+    let b = gw.data(Some(&token), full, json!({})).await;
+    let texts = sql::strings(&owner, TEXTS).await;
+    assert!(reading(&texts, "security_events").contains("description"));
+    let users = reading(&texts, "users");
+    assert!(users.contains("email"), "{users}");
+    for secret in ["password_hash", "mfa_secret", "totp_last_step"] {
+        assert!(!users.contains(secret), "{secret} read for the API: {users}");
+    }
+
+    // The same rows and cursors either way, and the details as stored.
+    let (a, b) = (edges(&a, "securityEvents"), edges(&b, "securityEvents"));
+    assert_eq!(a.len(), 10);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x["cursor"], y["cursor"]);
+        for field in ["id", "eventType", "severity", "timestamp"] {
+            assert_eq!(x["node"][field], y["node"][field], "{field}");
+        }
+        for field in ["id", "username", "role", "createdAt"] {
+            assert_eq!(x["node"]["user"][field], y["node"]["user"][field], "user.{field}");
+        }
+        assert!(
+            y["node"]["description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("bulk event ")),
+            "{y}"
+        );
+        assert!(y["node"]["metadata"].is_object(), "{y}");
+        assert!(
+            y["node"]["user"]["email"]
+                .as_str()
+                .is_some_and(|e| e.contains('@')),
+            "{y}"
+        );
+    }
+}

@@ -121,7 +121,7 @@ impl SubscriptionRoot {
                     {
                         Some(Ok(SecurityEventRecorded {
                             cursor: item.cursor.encode(),
-                            event: SecurityEvent(e.clone()),
+                            event: SecurityEvent::new(e.clone()),
                         }))
                     }
                     _ => None,

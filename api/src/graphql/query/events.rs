@@ -11,11 +11,12 @@ use super::super::context::request;
 use super::super::errors::{ApiError, ApiResult};
 use super::super::filters::{ScoreRange, TimeRange, check_in, contains, in_network, score_range, time_range};
 use super::super::guards::Scope;
-use super::super::lists::{Paging, by_id, page};
+use super::super::lists::{Paging, by_id, page, page_as};
 use super::super::pagination::{Ordering, SortKey};
 use super::super::scalars::Cidr;
 use super::super::types::SecurityEvent;
 use super::super::types::enums::{ActionTaken, DbEnum, EventCategory, Severity, db_values};
+use super::super::types::events::EventSummary;
 use crate::auth::permissions::{Permission, Principal};
 
 #[derive(InputObject, Default)]
@@ -99,6 +100,18 @@ fn condition(filter: SecurityEventFilter) -> Result<Condition, ApiError> {
     score_range(cond, C::AnomalyScore, &filter.anomaly_score, Decimal::ONE)
 }
 
+/// Whether the nodes of the list being resolved select a field of the event's details
+/// (its free text and JSON): the list reads the summary columns only when they do not.
+fn wants_details(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead()
+        .field("edges")
+        .field("node")
+        .selection_fields()
+        .iter()
+        .flat_map(|node| node.selection_set())
+        .any(|field| SecurityEvent::DETAIL_FIELDS.contains(&field.name()))
+}
+
 #[derive(Default)]
 pub struct EventsQuery;
 
@@ -125,14 +138,20 @@ impl EventsQuery {
             last,
             before,
         };
-        page(
-            req.db()?,
-            select,
-            ordering(order_by.unwrap_or_default()),
-            paging,
-            SecurityEvent,
-        )
-        .await
+        let ordering = ordering(order_by.unwrap_or_default());
+        if wants_details(ctx) {
+            page(req.db()?, select, ordering, paging, SecurityEvent::new).await
+        } else {
+            page_as(
+                req.db()?,
+                select,
+                ordering,
+                |e: &EventSummary| (SortKey::Time(e.timestamp), e.event_id),
+                paging,
+                SecurityEvent::summary,
+            )
+            .await
+        }
     }
 
     async fn security_event(&self, ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<SecurityEvent>> {
@@ -140,6 +159,6 @@ impl EventsQuery {
         let select = scoped(req.principal()?);
         Ok(by_id(req.db()?, select, security_events::Column::EventId, id)
             .await?
-            .map(SecurityEvent))
+            .map(SecurityEvent::new))
     }
 }

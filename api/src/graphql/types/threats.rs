@@ -147,7 +147,7 @@ impl SecurityIncident {
             .await?;
         Ok(ids
             .iter()
-            .filter_map(|id| found.get(id).cloned().map(SecurityEvent))
+            .filter_map(|id| found.get(id).cloned().map(SecurityEvent::new))
             .collect())
     }
     async fn created_at(&self) -> DateTime<Utc> {

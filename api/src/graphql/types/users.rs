@@ -319,7 +319,7 @@ impl User {
                 last,
                 before,
             },
-            SecurityEvent,
+            SecurityEvent::new,
         )
         .await
     }
