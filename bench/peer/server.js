@@ -65,6 +65,9 @@ const middleware = postgraphile(pool, 'public', {
   legacyRelations: 'omit',
   dynamicJson: true,
   enableQueryBatching: false,
+  // security_events and audit_log are partitioned by month (migration 0021): expose the
+  // partitioned parent (relkind 'p'), as PostGraphile 4 otherwise leaves it out.
+  usePartitionedParent: true,
   pgSettings: async (req) => {
     const claims = claimsOf(req);
     return { 'app.tenant_id': String(claims.tid), 'app.user_id': String(claims.sub) };
