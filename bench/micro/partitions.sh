@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# What monthly partitioning (migration 0021) costs the events list, on PostgreSQL alone.
+# Starts a scratch cluster, loads 500,000 events of 100 tenants over 90 days into the same
+# table three ways, and runs the list's statement (BEGIN, the tenant setting, newest 21
+# under RLS, COMMIT) with pgbench -M prepared at 32 clients:
+#   unpartitioned     one table (the schema before 0021)
+#   monthly+default   4 months of history, 3 ahead and a DEFAULT partition (what 0021 makes)
+#   monthly           the same months without the DEFAULT partition (PostgreSQL can then
+#                     scan the months newest first and stop: an ordered Append)
+# Usage: bench/micro/partitions.sh [seconds per run, default 8]. Needs PostgreSQL's server
+# binaries (pg_config or /usr/lib/postgresql/*/bin); as root it runs them as `postgres`.
+set -euo pipefail
+SECONDS_PER_RUN=${1:-8}
+BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)")
+[ -x "$BIN/initdb" ] || BIN=$(pg_config --bindir)
+DIR=$(mktemp -d /tmp/ultracore-partitions.XXXXXX)
+AS=()
+if [ "$(id -u)" = 0 ]; then chown postgres "$DIR"; AS=(runuser -u postgres --); fi
+PORT=$((20000 + RANDOM % 20000))
+cleanup() { "${AS[@]}" "$BIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+"${AS[@]}" "$BIN/initdb" -D "$DIR/data" -A trust >/dev/null
+"${AS[@]}" "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -o "-p $PORT -k $DIR -c listen_addresses='' -c shared_buffers=1GB" start >/dev/null
+PSQL=("${AS[@]}" "$BIN/psql" -h "$DIR" -p "$PORT" -d postgres -qAt -v ON_ERROR_STOP=1)
+"${PSQL[@]}" <<'SQL'
+create role app login nosuperuser nobypassrls;
+create table tenants_x as select gen_random_uuid() as tenant_id, g from generate_series(1, 100) g;
+create table source as
+select gen_random_uuid() as event_id, (select tenant_id from tenants_x where g = 1 + s % 100) as tenant_id,
+       null::uuid as user_id, 'login_success'::text as event_type, 'low'::text as severity,
+       'signed in'::text as description, now() - (s * interval '90 days') / 500000 as "timestamp"
+  from generate_series(1, 500000) s;
+create table unpartitioned (like source, primary key (event_id));
+create table monthly_default (like source) partition by range ("timestamp");
+create table monthly (like source) partition by range ("timestamp");
+do $$
+declare
+    parent text;
+    m timestamptz;
+begin
+    foreach parent in array array['monthly_default', 'monthly'] loop
+        execute format('alter table %I add primary key (event_id, "timestamp")', parent);
+        for m in select generate_series(date_trunc('month', now() - interval '92 days'),
+                                        date_trunc('month', now() + interval '3 months'), interval '1 month') loop
+            execute format('create table %I partition of %I for values from (%L) to (%L)',
+                           parent || to_char(m, '_YYYY_MM'), parent, m, m + interval '1 month');
+        end loop;
+    end loop;
+    create table monthly_default_default partition of monthly_default default;
+    foreach parent in array array['unpartitioned', 'monthly_default', 'monthly'] loop
+        execute format('insert into %I select * from source', parent);
+        execute format('create index on %I (tenant_id, "timestamp" desc, event_id desc)', parent);
+        execute format('create index on %I (user_id)', parent);
+        execute format('create index on %I (tenant_id, severity, "timestamp" desc)', parent);
+        execute format('alter table %I enable row level security', parent);
+        execute format('alter table %I force row level security', parent);
+        execute format($p$create policy tenant_isolation on %I
+                           using (tenant_id = (select nullif(current_setting('app.tenant_id', true), '')::uuid))$p$, parent);
+        execute format('grant select on %I to app', parent);
+    end loop;
+end
+$$;
+vacuum analyze;
+SQL
+TENANT=$("${PSQL[@]}" -c "select tenant_id from tenants_x where g = 1")
+printf '%-16s %10s %12s\n' table tps "latency ms"
+for table in unpartitioned monthly_default monthly; do
+    cat > "$DIR/$table.sql" <<SQL
+BEGIN;
+select set_config('app.tenant_id', '$TENANT', true);
+select event_id, tenant_id, event_type, severity, "timestamp" from $table order by "timestamp" desc, event_id desc limit 21;
+COMMIT;
+SQL
+    chmod 644 "$DIR/$table.sql"
+    out=$("${AS[@]}" "$BIN/pgbench" -h "$DIR" -p "$PORT" -U app -n -M prepared -c 32 -j 2 -T "$SECONDS_PER_RUN" -f "$DIR/$table.sql" postgres 2>&1)
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")
+    lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
+    [ -n "$tps" ] || { echo "pgbench failed for $table: $out" >&2; exit 1; }
+    printf '%-16s %10.0f %12s\n' "${table/monthly_default/monthly+default}" "$tps" "$lat"
+done
