@@ -18,6 +18,13 @@ pub struct Paging {
     pub before: Option<String>,
 }
 
+impl Paging {
+    /// The checked page arguments for a list whose cursors carry `tag`.
+    fn args(self, tag: &str) -> Result<PageArgs, crate::graphql::errors::ApiError> {
+        PageArgs::new(self.first, self.after, self.last, self.before, tag)
+    }
+}
+
 /// One page of `select` (already filtered and scoped) in `ordering`, as a connection.
 pub async fn page<E, P, C>(
     db: &C,
@@ -32,13 +39,7 @@ where
     P: PagedConnection,
     C: ConnectionTrait,
 {
-    let args = PageArgs::new(
-        paging.first,
-        paging.after,
-        paging.last,
-        paging.before,
-        &ordering.tag,
-    )?;
+    let args = paging.args(&ordering.tag)?;
     let count = TotalCount::Query(Box::new(select.clone().into_query()));
     let rows = keyset_select(select, &ordering, &args)
         .all(db)
@@ -83,13 +84,7 @@ where
     P: PagedConnection,
     C: ConnectionTrait,
 {
-    let args = PageArgs::new(
-        paging.first,
-        paging.after,
-        paging.last,
-        paging.before,
-        &ordering.tag,
-    )?;
+    let args = paging.args(&ordering.tag)?;
     let count = TotalCount::Query(Box::new(select.clone().into_query()));
     let rows = keyset_select(select, &ordering, &args)
         .into_partial_model::<R>()
