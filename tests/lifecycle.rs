@@ -439,15 +439,25 @@ async fn retention_drops_only_expired_partitions_records_each_drop_and_the_chain
         dir.path(),
         &["prepare", "--from", "2024-01-01", "--to", "2024-02-29"],
     );
-    assert_eq!(
-        prepared["created"],
-        json!([
-            "security_events_p2024_01",
-            "audit_log_p2024_01",
-            "security_events_p2024_02",
-            "audit_log_p2024_02"
-        ])
-    );
+    // The months stay contiguous: every month from 2024-01 up to the first existing one
+    // is created, each once.
+    let created: Vec<&str> = prepared["created"]
+        .as_array()
+        .expect("created")
+        .iter()
+        .map(|n| n.as_str().expect("name"))
+        .collect();
+    for month in ["p2024_01", "p2024_02", "p2025_06"] {
+        for log in ["security_events", "audit_log"] {
+            let name = format!("{log}_{month}");
+            assert_eq!(
+                created.iter().filter(|c| **c == name).count(),
+                1,
+                "{name}: {created:?}"
+            );
+        }
+    }
+    assert!(!created.iter().any(|c| c.contains("2023")), "{created:?}");
     backdate_rows(&owner, tenant, "2024-01-10", 4).await;
     backdate_rows(&owner, tenant, "2024-02-10", 3).await;
     append(&owner, tenant, 2).await;
@@ -490,7 +500,22 @@ async fn retention_drops_only_expired_partitions_records_each_drop_and_the_chain
             "30",
         ],
     );
-    assert_eq!(dry["dropped"].as_array().map(Vec::len), Some(4), "{dry:#}");
+    // The months between the back-dated ones and this month are empty but expired too.
+    let with_rows = |report: &Value| -> Vec<(String, i64)> {
+        report["dropped"]
+            .as_array()
+            .expect("dropped")
+            .iter()
+            .map(|d| {
+                (
+                    d["partition"].as_str().expect("name").to_string(),
+                    d["rows"].as_i64().expect("rows"),
+                )
+            })
+            .filter(|(_, rows)| *rows > 0)
+            .collect()
+    };
+    assert_eq!(with_rows(&dry).len(), 4, "{dry:#}");
     assert_eq!(
         count(&owner, "select count(*) from audit_log").await,
         9,
@@ -502,19 +527,8 @@ async fn retention_drops_only_expired_partitions_records_each_drop_and_the_chain
         dir.path(),
         &["run", "--security-events-days", "30", "--audit-log-days", "30"],
     );
-    let dropped: Vec<(String, i64)> = report["dropped"]
-        .as_array()
-        .expect("dropped")
-        .iter()
-        .map(|d| {
-            (
-                d["partition"].as_str().expect("name").to_string(),
-                d["rows"].as_i64().expect("rows"),
-            )
-        })
-        .collect();
     assert_eq!(
-        dropped,
+        with_rows(&report),
         vec![
             ("security_events_p2024_01".to_string(), 4),
             ("security_events_p2024_02".to_string(), 3),
@@ -534,10 +548,39 @@ async fn retention_drops_only_expired_partitions_records_each_drop_and_the_chain
     assert_eq!(
         count(
             &owner,
-            "select count(*) from ultracore_lifecycle.data_lifecycle_log where operation = 'partition_dropped'"
+            "select count(*) from ultracore_lifecycle.data_lifecycle_log \
+              where operation = 'partition_dropped' and (details->>'rows')::bigint > 0"
         )
         .await,
         4
+    );
+    // Every timestamp still has a partition: the catch-all before the months now starts
+    // where the dropped months ended, and an old row lands there.
+    assert_eq!(
+        sql::scalar(
+            &owner,
+            "select (select first_month from ultracore_month_span('security_events')) \
+                    = date_trunc('month', (now() - interval '30 days') at time zone 'UTC') at time zone 'UTC'"
+        )
+        .await
+        .as_deref(),
+        Some("true")
+    );
+    sql::exec(
+        &owner,
+        &format!(
+            "insert into security_events (tenant_id, event_type, event_category, \"timestamp\") \
+             values ('{tenant}', 'test_late', 'authentication', '2024-01-15')"
+        ),
+    )
+    .await;
+    assert_eq!(
+        count(
+            &owner,
+            "select count(*) from ultracore_partitions.security_events_before where event_type = 'test_late'"
+        )
+        .await,
+        1
     );
     assert_eq!(
         count(
@@ -582,7 +625,7 @@ async fn retention_drops_only_expired_partitions_records_each_drop_and_the_chain
     let (rows, _, _) = check_export(&String::from_utf8(out.stdout).expect("utf-8"));
     assert_eq!(rows, 6);
 
-    // The current month and the default partitions stay; status lists them.
+    // The current month and the catch-alls stay; status lists them.
     let status = lifecycle(&url, dir.path(), &["status"]);
     let names: Vec<&str> = status
         .as_array()
@@ -591,7 +634,14 @@ async fn retention_drops_only_expired_partitions_records_each_drop_and_the_chain
         .map(|p| p["partition"].as_str().expect("name"))
         .collect();
     assert!(
-        names.contains(&"audit_log_default") && names.contains(&"security_events_default"),
+        [
+            "audit_log_before",
+            "audit_log_after",
+            "security_events_before",
+            "security_events_after"
+        ]
+        .iter()
+        .all(|n| names.contains(n)),
         "{names:?}"
     );
     assert!(!names.iter().any(|n| n.contains("2024")), "{names:?}");
@@ -652,7 +702,8 @@ async fn an_erasure_can_only_blank_personal_fields_never_what_the_chain_covers()
 async fn chains_written_before_0021_are_checked_and_resealed_and_0021_rolls_back_to_v1() {
     let db = TestDb::new().await;
     let owner = db.owner().await;
-    migration::Migrator::down(&owner, Some(1))
+    // 0022 first, then 0021.
+    migration::Migrator::down(&owner, Some(2))
         .await
         .expect("back to 0020");
     let tenant = acme(&owner).await;
@@ -697,9 +748,9 @@ async fn chains_written_before_0021_are_checked_and_resealed_and_0021_rolls_back
     // New rows continue the resealed chain.
     append(&owner, tenant, 1).await;
 
-    migration::Migrator::down(&owner, Some(1))
+    migration::Migrator::down(&owner, Some(2))
         .await
-        .expect("0021 rolls back");
+        .expect("0022 and 0021 roll back");
     let verification = audit::verify_chain(&owner, tenant, None)
         .await
         .expect("v1 verify");

@@ -43,7 +43,7 @@ const TABLES_BEFORE_0011: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 21] = [
+const MIGRATIONS: [&str; 22] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -65,6 +65,7 @@ const MIGRATIONS: [&str; 21] = [
     "0019_trusted_documents",
     "0020_by_id_lookups",
     "0021_data_lifecycle",
+    "0022_partition_bounds",
 ];
 
 /// How many migrations there are: "all applied".

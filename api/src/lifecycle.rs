@@ -1,6 +1,6 @@
 //! Data lifecycle (README "Data lifecycle"): monthly partitions of the two logs that grow
 //! without bound, retention by dropping expired partitions, and erasure of one user's
-//! personal data. The rules live next to the data in SQL (migration 0021), where the
+//! personal data. The rules live next to the data in SQL (migrations 0021 and 0022), where the
 //! triggers that refuse every other kind of change are; this module runs them for the
 //! owner's commands and reports what they did.
 
@@ -129,13 +129,14 @@ pub async fn ensure_partitions(
 pub struct PartitionStatus {
     pub table: String,
     pub partition: String,
-    /// The partition's bounds as PostgreSQL states them ("DEFAULT" for the catch-all).
+    /// The partition's bounds as PostgreSQL states them (MINVALUE or MAXVALUE for the
+    /// two catch-alls).
     pub bounds: String,
-    /// Exact for the default partition (which should stay empty), estimated otherwise.
+    /// Exact for the catch-alls (which should stay empty), estimated otherwise.
     pub rows: i64,
 }
 
-/// The partitions of both logs, oldest first, the default partition last.
+/// The partitions of both logs, oldest first: `<log>_before`, the months, `<log>_after`.
 pub async fn status(owner: &DatabaseConnection) -> Result<Vec<PartitionStatus>, DbErr> {
     let rows = owner
         .query_all_raw(Statement::from_string(
@@ -148,7 +149,9 @@ pub async fn status(owner: &DatabaseConnection) -> Result<Vec<PartitionStatus>, 
                join pg_class p on p.oid = i.inhparent \
                join pg_namespace n on n.oid = p.relnamespace \
               where n.nspname = 'public' and p.relname in ('security_events', 'audit_log') \
-              order by p.relname desc, c.relname like '%\\_default', c.relname",
+              order by p.relname desc, \
+                       case when c.relname like '%\\_before' then 0 when c.relname like '%\\_after' then 2 else 1 end, \
+                       c.relname",
         ))
         .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -156,7 +159,7 @@ pub async fn status(owner: &DatabaseConnection) -> Result<Vec<PartitionStatus>, 
         let table: String = row.try_get("", "parent")?;
         let partition: String = row.try_get("", "partition")?;
         let mut count: i64 = row.try_get("", "estimate")?;
-        if partition.ends_with("_default") {
+        if is_catch_all(&partition) {
             // Rows here were written while no month covered them: worth an exact number.
             // The count goes through the partition itself: owner-only, outside any
             // tenant's row-level security.
@@ -178,6 +181,11 @@ pub async fn status(owner: &DatabaseConnection) -> Result<Vec<PartitionStatus>, 
         });
     }
     Ok(out)
+}
+
+/// `<log>_before` and `<log>_after` (migration 0022) hold the rows outside the months.
+fn is_catch_all(partition: &str) -> bool {
+    partition.ends_with("_before") || partition.ends_with("_after")
 }
 
 /// Finds a user of `tenant_id` by id or username.

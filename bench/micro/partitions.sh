@@ -7,6 +7,9 @@
 #   monthly+default   4 months of history, 3 ahead and a DEFAULT partition (what 0021 makes)
 #   monthly           the same months without the DEFAULT partition (PostgreSQL can then
 #                     scan the months newest first and stop: an ordered Append)
+#   monthly+bounds    4 months of history, 1 ahead, and two range catch-alls, MINVALUE to the
+#                     first month and the month after the last to MAXVALUE (what 0022 makes:
+#                     every row still has a partition, and the Append stays ordered)
 # Usage: bench/micro/partitions.sh [seconds per run, default 8]. Needs PostgreSQL's server
 # binaries (pg_config or /usr/lib/postgresql/*/bin); as root it runs them as `postgres`.
 set -euo pipefail
@@ -33,6 +36,7 @@ select gen_random_uuid() as event_id, (select tenant_id from tenants_x where g =
 create table unpartitioned (like source, primary key (event_id));
 create table monthly_default (like source) partition by range ("timestamp");
 create table monthly (like source) partition by range ("timestamp");
+create table monthly_bounds (like source) partition by range ("timestamp");
 do $$
 declare
     parent text;
@@ -47,7 +51,17 @@ begin
         end loop;
     end loop;
     create table monthly_default_default partition of monthly_default default;
-    foreach parent in array array['unpartitioned', 'monthly_default', 'monthly'] loop
+    execute 'alter table monthly_bounds add primary key (event_id, "timestamp")';
+    for m in select generate_series(date_trunc('month', now() - interval '92 days'),
+                                    date_trunc('month', now() + interval '1 month'), interval '1 month') loop
+        execute format('create table %I partition of monthly_bounds for values from (%L) to (%L)',
+                       'monthly_bounds' || to_char(m, '_YYYY_MM'), m, m + interval '1 month');
+    end loop;
+    execute format('create table monthly_bounds_before partition of monthly_bounds for values from (minvalue) to (%L)',
+                   date_trunc('month', now() - interval '92 days'));
+    execute format('create table monthly_bounds_after partition of monthly_bounds for values from (%L) to (maxvalue)',
+                   date_trunc('month', now() + interval '2 months'));
+    foreach parent in array array['unpartitioned', 'monthly_default', 'monthly', 'monthly_bounds'] loop
         execute format('insert into %I select * from source', parent);
         execute format('create index on %I (tenant_id, "timestamp" desc, event_id desc)', parent);
         execute format('create index on %I (user_id)', parent);
@@ -64,7 +78,7 @@ vacuum analyze;
 SQL
 TENANT=$("${PSQL[@]}" -c "select tenant_id from tenants_x where g = 1")
 printf '%-16s %10s %12s\n' table tps "latency ms"
-for table in unpartitioned monthly_default monthly; do
+for table in unpartitioned monthly_default monthly monthly_bounds; do
     cat > "$DIR/$table.sql" <<SQL
 BEGIN;
 select set_config('app.tenant_id', '$TENANT', true);
@@ -76,5 +90,6 @@ SQL
     tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")
     lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
     [ -n "$tps" ] || { echo "pgbench failed for $table: $out" >&2; exit 1; }
-    printf '%-16s %10.0f %12s\n' "${table/monthly_default/monthly+default}" "$tps" "$lat"
+    label=${table/monthly_default/monthly+default}
+    printf '%-16s %10.0f %12s\n' "${label/monthly_bounds/monthly+bounds}" "$tps" "$lat"
 done

@@ -75,6 +75,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("0019_trusted_documents"),
             sql_migration!("0020_by_id_lookups"),
             sql_migration!("0021_data_lifecycle"),
+            sql_migration!("0022_partition_bounds"),
         ]
     }
 }

@@ -29,15 +29,20 @@ pub enum LifecycleAction {
         /// Keep audit entries this many days (default: ten years).
         #[arg(long, default_value_t = 3_653, value_parser = clap::value_parser!(u32).range(1..=36_500))]
         audit_log_days: u32,
-        /// Prepare partitions for this many months after the current one.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=120))]
+        /// Prepare partitions for this many months after the current one. (One is
+        /// enough when the run is daily; rows past the last month wait in the catch-all
+        /// and move into their month when it is created. Every partition costs each
+        /// query plan a little, so fewer empty months ahead are faster.)
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=120))]
         months_ahead: u32,
         /// Report what would be dropped; create and drop nothing.
         #[arg(long)]
         dry_run: bool,
     },
     /// Create the monthly partitions covering FROM..TO (YYYY-MM-DD), e.g. before
-    /// importing history; rows no month covers land in the default partition.
+    /// importing history. The months stay contiguous: those between the existing
+    /// months and FROM..TO are created too, and rows that a catch-all partition held
+    /// for a new month move into it.
     Prepare {
         #[arg(long)]
         from: NaiveDate,
