@@ -931,3 +931,64 @@ async fn a_session_search_path_without_public_still_appends_to_the_chain() {
     assert_linked_chain(&owner, tenant, 2).await;
     assert!(verify(&owner, tenant, None).await.is_intact());
 }
+
+/// The canonical text of every row of `tenant`'s chain, in chain order, as the database
+/// currently computes it.
+async fn canonical_texts(owner: &DatabaseConnection, tenant: Uuid) -> Vec<String> {
+    owner
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "select audit_log_canonical(a) as canonical from audit_log a where a.tenant_id = $1 order by a.chain_seq",
+            [tenant.into()],
+        ))
+        .await
+        .expect("canonical texts")
+        .iter()
+        .map(|r| r.try_get("", "canonical").expect("canonical"))
+        .collect()
+}
+
+#[tokio::test]
+async fn migration_0023_computes_the_same_canonical_text_so_chains_on_both_sides_verify() {
+    use sea_orm_migration::MigratorTrait;
+
+    let db = TestDb::new().await;
+    let owner = db.owner().await;
+    migration::Migrator::down(&owner, Some(1))
+        .await
+        .expect("back to 0022");
+    let tenant = create_tenant(&owner, "acme").await;
+    write_chain(&owner, tenant, 4).await;
+    // One erased row too: its digests are read from the row instead of computed.
+    let txn = owner.begin().await.expect("begin");
+    sql::set_tenant_setting(&txn, &tenant.to_string()).await;
+    sql::exec(&txn, "select set_config('ultracore.erasure', 'on', true)").await;
+    sql::exec(
+        &txn,
+        "update audit_log a set pii_digests = audit_log_pii_digests(a), pii_salt = null, erased_at = now(), \
+                ip_address = null, user_agent = null where chain_seq = 2",
+    )
+    .await;
+    txn.commit().await.expect("commit");
+    let before = canonical_texts(&owner, tenant).await;
+
+    migration::Migrator::up(&owner, None).await.expect("0023");
+    assert_eq!(
+        canonical_texts(&owner, tenant).await,
+        before,
+        "same text, byte for byte"
+    );
+    write_chain(&owner, tenant, 3).await;
+    let result = verify(&owner, tenant, None).await;
+    assert!(result.is_intact(), "{result:?}");
+    assert_eq!(result.rows_checked, 7);
+
+    // Rows written under 0023 verify under 0022's definitions as well.
+    migration::Migrator::down(&owner, Some(1))
+        .await
+        .expect("0023 rolls back");
+    let result = verify(&owner, tenant, None).await;
+    assert!(result.is_intact(), "{result:?}");
+    assert_eq!(result.rows_checked, 7);
+    migration::Migrator::up(&owner, None).await.expect("and forward");
+}

@@ -702,8 +702,8 @@ async fn an_erasure_can_only_blank_personal_fields_never_what_the_chain_covers()
 async fn chains_written_before_0021_are_checked_and_resealed_and_0021_rolls_back_to_v1() {
     let db = TestDb::new().await;
     let owner = db.owner().await;
-    // 0022 first, then 0021.
-    migration::Migrator::down(&owner, Some(2))
+    // 0023 and 0022 first, then 0021.
+    migration::Migrator::down(&owner, Some(3))
         .await
         .expect("back to 0020");
     let tenant = acme(&owner).await;
@@ -748,9 +748,9 @@ async fn chains_written_before_0021_are_checked_and_resealed_and_0021_rolls_back
     // New rows continue the resealed chain.
     append(&owner, tenant, 1).await;
 
-    migration::Migrator::down(&owner, Some(2))
+    migration::Migrator::down(&owner, Some(3))
         .await
-        .expect("0022 and 0021 roll back");
+        .expect("0023, 0022 and 0021 roll back");
     let verification = audit::verify_chain(&owner, tenant, None)
         .await
         .expect("v1 verify");

@@ -43,7 +43,7 @@ const TABLES_BEFORE_0011: [&str; 11] = [
     "users",
 ];
 
-const MIGRATIONS: [&str; 22] = [
+const MIGRATIONS: [&str; 23] = [
     "0001_tenants",
     "0002_users",
     "0003_credentials",
@@ -66,6 +66,7 @@ const MIGRATIONS: [&str; 22] = [
     "0020_by_id_lookups",
     "0021_data_lifecycle",
     "0022_partition_bounds",
+    "0023_audit_chain_cost",
 ];
 
 /// How many migrations there are: "all applied".

@@ -76,6 +76,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("0020_by_id_lookups"),
             sql_migration!("0021_data_lifecycle"),
             sql_migration!("0022_partition_bounds"),
+            sql_migration!("0023_audit_chain_cost"),
         ]
     }
 }
