@@ -935,17 +935,11 @@ async fn a_session_search_path_without_public_still_appends_to_the_chain() {
 /// The canonical text of every row of `tenant`'s chain, in chain order, as the database
 /// currently computes it.
 async fn canonical_texts(owner: &DatabaseConnection, tenant: Uuid) -> Vec<String> {
-    owner
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "select audit_log_canonical(a) as canonical from audit_log a where a.tenant_id = $1 order by a.chain_seq",
-            [tenant.into()],
-        ))
-        .await
-        .expect("canonical texts")
-        .iter()
-        .map(|r| r.try_get("", "canonical").expect("canonical"))
-        .collect()
+    sql::strings(
+        owner,
+        &format!("select audit_log_canonical(a) as v from audit_log a where a.tenant_id = '{tenant}' order by a.chain_seq"),
+    )
+    .await
 }
 
 #[tokio::test]
