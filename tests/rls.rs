@@ -1163,3 +1163,36 @@ async fn concurrent_transactions_of_two_tenants_never_see_each_others_rows() {
         result.unwrap_or_else(|e| panic!("task {i} failed: {e}"));
     }
 }
+
+async fn plan_cache_mode<C: ConnectionTrait>(conn: &C) -> String {
+    one(conn, "select current_setting('plan_cache_mode') as v", vec![])
+        .await
+        .expect("plan_cache_mode")
+        .try_get::<String>("", "v")
+        .expect("v")
+}
+
+#[tokio::test]
+async fn queries_use_generic_plans_for_their_own_transaction_only() {
+    let w = world().await;
+    let read = as_tenant_read_only(&w.app, w.a).await;
+    assert_eq!(plan_cache_mode(&read).await, "force_generic_plan");
+    // The plan is shared by every tenant, and the policies still bind it to this one.
+    let users = visible_users(&read).await;
+    assert!(!users.is_empty(), "tenant A sees its users");
+    assert!(users.iter().all(|(_, t)| *t == w.a.id.to_string()), "{users:?}");
+    read.commit().await.expect("commit");
+
+    let write = as_tenant(&w.app, w.a).await;
+    assert_eq!(
+        plan_cache_mode(&write).await,
+        "auto",
+        "writes keep PostgreSQL's default"
+    );
+    write.commit().await.expect("commit");
+
+    // Nothing carries over to the pooled connection once the transaction ends.
+    let read = as_tenant_read_only(&w.app, w.b).await;
+    read.rollback().await.expect("rollback");
+    assert_eq!(plan_cache_mode(&w.app).await, "auto");
+}

@@ -1,8 +1,8 @@
 //! The tenant transaction: the only way request work touches the database.
 //!
 //! `BEGIN`, then one statement that sets `app.tenant_id`, `app.user_id`,
-//! `statement_timeout` and, for queries, `transaction_read_only` *for this transaction
-//! only* (`set_config(..., true)`). Every later statement of the operation runs on it, and
+//! `statement_timeout` and, for queries, `transaction_read_only` and `plan_cache_mode`
+//! *for this transaction only* (`set_config(..., true)`). Every later statement of the operation runs on it, and
 //! RLS policies read the tenant from it. Session-level settings (`SET`,
 //! `set_config(..., false)`) are never used: sqlx does not reset a connection when it
 //! returns to the pool, so they would carry one tenant into the next request. When the
@@ -63,10 +63,22 @@ pub enum Access {
 /// `transaction_read_only` is set to `off` for read-write transactions: a no-op (a
 /// transaction starts read-write, `default_transaction_read_only` being off for the
 /// serving role), which keeps one statement text for both kinds.
+///
+/// Queries also run with `plan_cache_mode = force_generic_plan`. Every list binds its
+/// page size as a parameter (`LIMIT $n`), and PostgreSQL costs a reusable plan with an
+/// unknown limit as if it read a tenth of the table, so it planned the events list
+/// afresh on every request: across seven partitions and their indexes that planning was
+/// most of PostgreSQL's CPU per request (perf: 57 % in `pg_plan_query`), while the
+/// reusable plan is the same ordered Append (bench/README.md, "What the results say").
+/// Forcing it halves PostgreSQL's CPU per events request. The plans stay correct for
+/// any parameter: partitions are pruned when execution starts, and the tenant comes from
+/// the RLS policies' InitPlan, never from the plan. Writes keep PostgreSQL's default.
 const SETTINGS: &str = "select set_config('app.tenant_id', $1, true), \
                                set_config('app.user_id', $2, true), \
                                set_config('statement_timeout', $3, true), \
-                               set_config('transaction_read_only', $4, true)";
+                               set_config('transaction_read_only', $4, true), \
+                               set_config('plan_cache_mode', \
+                                          case $4 when 'on' then 'force_generic_plan' else 'auto' end, true)";
 
 fn settings_values(scope: TenantScope, access: Access, statement_timeout_ms: u64) -> Vec<Value> {
     vec![
