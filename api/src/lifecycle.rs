@@ -1,8 +1,8 @@
 //! Data lifecycle (README "Data lifecycle"): monthly partitions of the two logs that grow
 //! without bound, retention by dropping expired partitions, and erasure of one user's
-//! personal data. The rules live next to the data in SQL (migrations 0021 and 0022), where the
-//! triggers that refuse every other kind of change are; this module runs them for the
-//! owner's commands and reports what they did.
+//! personal data. The rules live next to the data in SQL (migrations 0021 and 0022),
+//! where the triggers that refuse every other kind of change are; this module runs them
+//! for the owner's commands and reports what they did.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value};
