@@ -6,9 +6,8 @@
 //! operation runs on it, and RLS policies read the tenant from it. Session-level
 //! settings (`SET`, `set_config(..., false)`) are never used: sqlx does not reset a
 //! connection when it returns to the pool, so they would carry one tenant into the next
-//! request. When the
-//! transaction ends, PostgreSQL drops the local settings and the policies see `''`, which
-//! they treat as "no tenant".
+//! request. When the transaction ends, PostgreSQL drops the local settings and the
+//! policies see `''`, which they treat as "no tenant".
 //!
 //! `set_config('transaction_read_only', 'on', true)` is what `SET TRANSACTION READ ONLY`
 //! does (PostgreSQL implements the latter as the former), sent in the statement that sets
