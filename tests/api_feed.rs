@@ -335,6 +335,41 @@ async fn customers_see_their_own_events_only_and_cannot_subscribe_to_threats() {
     assert!(refused.to_string().contains("UNAUTHENTICATED"), "{refused}");
 }
 
+/// A subscription has no loaders (it reads each change once per tenant, with no
+/// transaction per subscriber): selecting a related row answers a coded error in the
+/// payload, the event's own fields still arrive, and so does the next event.
+#[tokio::test]
+async fn a_related_row_selected_in_a_subscription_is_refused_with_a_code_and_the_event_still_arrives() {
+    const WITH_USER: &str = "subscription { securityEventRecorded { cursor event { eventType userId \
+        user { username } } } }";
+    let w = world().await;
+    let customer = w.fx.a.user("customer");
+    let mut ws = WsClient::connect(&w.gw, Some(&w.login(A, "officer").await)).await;
+    ws.subscribe("e", WITH_USER, json!({})).await;
+    live(&mut ws, "e", "securityEventRecorded", |i| {
+        w.event(A, format!("probe-{i}"), Some(customer))
+    })
+    .await;
+    for name in ["first", "second"] {
+        w.event(A, name, Some(customer)).await;
+        let got = next_real(&mut ws, "e", "securityEventRecorded", "event", WAIT)
+            .await
+            .unwrap_or_else(|| panic!("the {name} event"));
+        let event = &got["data"]["securityEventRecorded"]["event"];
+        assert_eq!(event["eventType"], name, "{got}");
+        assert_eq!(event["userId"], customer.to_string(), "{got}");
+        assert!(event["user"].is_null(), "no user is loaded: {got}");
+        let error = &got["errors"][0];
+        assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{got}");
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cannot be selected in a subscription")),
+            "{got}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_subscription_ends_when_its_session_is_revoked() {
     let w = world().await;

@@ -208,7 +208,6 @@ pub const EXIT_UNDECRYPTABLE: u8 = 4;
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    return_large_blocks_to_the_system();
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -227,19 +226,6 @@ pub fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Argon2id needs a 19 MiB block per hash. glibc raises its mmap threshold once such a
-/// block is freed, after which the blocks come from the hashing threads' arenas and stay
-/// there: 100 sign-ins left the gateway at ~345 MB instead of ~20 MB (bench/README.md).
-/// A fixed 1 MiB threshold keeps big blocks in mmap, returned to the system when freed.
-fn return_large_blocks_to_the_system() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is called once, before any
-    // other thread exists.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 

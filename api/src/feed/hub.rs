@@ -298,7 +298,10 @@ async fn follow(
     mut ended: watch::Receiver<bool>,
     out: mpsc::Sender<Result<Arc<FeedItem>, FeedError>>,
 ) {
-    if resume && !catch_up(&inner, tenant_id, &mut last, &out).await {
+    // `catch_up` is boxed where it is awaited: inlined, its database future would size
+    // this task (one per subscriber, alive as long as the subscription) for its
+    // largest state, though it runs only at the start and after a lag.
+    if resume && !Box::pin(catch_up(&inner, tenant_id, &mut last, &out)).await {
         return;
     }
     loop {
@@ -320,7 +323,7 @@ async fn follow(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if !catch_up(&inner, tenant_id, &mut last, &out).await {
+                    if !Box::pin(catch_up(&inner, tenant_id, &mut last, &out)).await {
                         return;
                     }
                 }

@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::context::request;
 use super::errors::{ApiError, ApiResult};
-use super::loaders::{ListCountKey, Loaders};
+use super::loaders::{self, ListCountKey};
 use super::pagination::{Page, PageInfo};
 use super::types::{
     AuditEntry, RateLimitEntry, SecurityEvent, SecurityIncident, Session, ThreatEvent, ThreatIndicator,
@@ -42,7 +42,7 @@ impl TotalCount {
                 Ok(row.try_get::<i64>("", "n").map_err(ApiError::from)?)
             }
             TotalCount::Grouped(key) => {
-                let loaders = ctx.data_unchecked::<Loaders>();
+                let loaders = loaders::of(ctx)?;
                 Ok(loaders.list_counts.load_one(key.clone()).await?.unwrap_or(0))
             }
         }

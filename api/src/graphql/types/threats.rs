@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::super::context::request;
 use super::super::errors::ApiResult;
-use super::super::loaders::Loaders;
+use super::super::loaders;
 use super::enums::{
     DbEnum, DetectionMethod, IncidentStatus, Priority, ResponseStatus, Severity, ThreatStatus,
 };
@@ -121,11 +121,7 @@ impl SecurityIncident {
             return Err(forbidden());
         }
         let ids = &self.0.related_threat_ids;
-        let found = ctx
-            .data_unchecked::<Loaders>()
-            .threats
-            .load_many(ids.iter().copied())
-            .await?;
+        let found = loaders::of(ctx)?.threats.load_many(ids.iter().copied()).await?;
         Ok(ids
             .iter()
             .filter_map(|id| found.get(id).cloned().map(ThreatEvent))
@@ -140,11 +136,7 @@ impl SecurityIncident {
             return Err(forbidden());
         }
         let ids = &self.0.related_event_ids;
-        let found = ctx
-            .data_unchecked::<Loaders>()
-            .events
-            .load_many(ids.iter().copied())
-            .await?;
+        let found = loaders::of(ctx)?.events.load_many(ids.iter().copied()).await?;
         Ok(ids
             .iter()
             .filter_map(|id| found.get(id).cloned().map(SecurityEvent::new))

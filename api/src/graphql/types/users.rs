@@ -17,7 +17,7 @@ use super::super::connection::{
 use super::super::context::request;
 use super::super::errors::{ApiError, ApiResult};
 use super::super::guards::can_see_user;
-use super::super::loaders::{ListCountKey, Loaders, UserList, UserOwned, UserPageKey};
+use super::super::loaders::{self, ListCountKey, UserList, UserOwned, UserPageKey};
 use super::super::pagination::{PageArgs, into_page};
 use super::super::scalars::IpAddress;
 use super::enums::{DbEnum, UserRole};
@@ -290,12 +290,7 @@ impl User {
             list: UserList::UnusedBackupCodes,
             user_id: self.user_id(),
         };
-        Ok(ctx
-            .data_unchecked::<Loaders>()
-            .list_counts
-            .load_one(key)
-            .await?
-            .unwrap_or(0))
+        Ok(loaders::of(ctx)?.list_counts.load_one(key).await?.unwrap_or(0))
     }
 
     /// The user's security events, newest first (themselves, or events:read).
@@ -309,7 +304,7 @@ impl User {
         before: Option<String>,
     ) -> ApiResult<SecurityEventConnection> {
         self.guard(ctx, Permission::EventsRead)?;
-        let loader = &ctx.data_unchecked::<Loaders>().user_events;
+        let loader = &loaders::of(ctx)?.user_events;
         user_page(
             self.user_id(),
             loader,
@@ -335,7 +330,7 @@ impl User {
         before: Option<String>,
     ) -> ApiResult<SessionConnection> {
         self.guard(ctx, Permission::SessionsRead)?;
-        let loader = &ctx.data_unchecked::<Loaders>().user_sessions;
+        let loader = &loaders::of(ctx)?.user_sessions;
         user_page(
             self.user_id(),
             loader,
@@ -361,7 +356,7 @@ impl User {
         before: Option<String>,
     ) -> ApiResult<TrustedDeviceConnection> {
         self.guard(ctx, Permission::DevicesRead)?;
-        let loader = &ctx.data_unchecked::<Loaders>().user_devices;
+        let loader = &loaders::of(ctx)?.user_devices;
         user_page(
             self.user_id(),
             loader,
@@ -390,7 +385,7 @@ impl User {
         if !principal.can(Permission::AuditRead) {
             return Err(forbidden());
         }
-        let loader = &ctx.data_unchecked::<Loaders>().user_audit;
+        let loader = &loaders::of(ctx)?.user_audit;
         user_page(
             self.user_id(),
             loader,
