@@ -174,6 +174,23 @@ fn column<T: sea_orm::TryGetable>(row: &QueryResult, name: &str) -> Result<T, Ap
     row.try_get::<T>("", name).map_err(ApiError::from)
 }
 
+/// Runs a count with a plan made for its own range. Queries otherwise run on generic
+/// plans (`db::tenant`), which suit the lists; but a generic plan cannot know how many rows
+/// a range holds, estimates a handful, and sorts them to group where a plan for the range
+/// hashes: on the full bench dataset (~16,000 events in the biggest tenant's 24 hours)
+/// the generic plans cost PostgreSQL 6.6 ms per analytics request against 5.2 ms.
+/// `set_config(..., true)` lasts until the operation's transaction ends: one round trip.
+async fn query_planned_for_its_range(ctx: &Context<'_>, statement: Statement) -> ApiResult<Vec<QueryResult>> {
+    let db = request(ctx).db()?;
+    db.execute_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "select set_config('plan_cache_mode', 'force_custom_plan', true)",
+    ))
+    .await
+    .map_err(ApiError::from)?;
+    Ok(db.query_all_raw(statement).await.map_err(ApiError::from)?)
+}
+
 /// Runs a bucketed count whose rows are (bucket_start, key, count), naming keys with
 /// `name_key`.
 async fn bucket_counts(
@@ -181,11 +198,7 @@ async fn bucket_counts(
     statement: Statement,
     name_key: impl Fn(&str) -> Result<String, ApiError>,
 ) -> ApiResult<Vec<BucketCount>> {
-    let rows = request(ctx)
-        .db()?
-        .query_all_raw(statement)
-        .await
-        .map_err(ApiError::from)?;
+    let rows = query_planned_for_its_range(ctx, statement).await?;
     if rows.len() > MAX_COUNT_ROWS {
         return Err(ApiError::BadUserInput(format!(
             "more than {MAX_COUNT_ROWS} (bucket, key) counts: use DAY buckets, a shorter range or a filter"
@@ -414,11 +427,7 @@ impl AnalyticsQuery {
         let scope = Scope::own_or(request(ctx).principal()?, Permission::EventsRead);
         check_range(from, to, MAX_DAY_RANGE_DAYS, "a totals range spans")?;
         let statement = event_totals_statement(scope, from, to, filter.unwrap_or_default())?;
-        let rows = request(ctx)
-            .db()?
-            .query_all_raw(statement)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = query_planned_for_its_range(ctx, statement).await?;
         let (mut severities, mut categories) = (vec![], vec![]);
         for row in &rows {
             let entry = (column::<String>(row, "key")?, column::<i64>(row, "count")?);
