@@ -14,9 +14,11 @@ fn main() -> std::process::ExitCode {
 
 /// mimalloc's defaults keep freed pages for 10 ms and only purge them on a later
 /// allocation by the same thread, and commit its arenas eagerly: an idle gateway then
-/// held ~46 MB (glibc: ~20 MB) and the Argon2 blocks of sign-ins (19 MiB each) stayed
-/// resident. Purging at once and committing on demand gave ~21 MB idle and ~25 MB after
-/// 100 sign-ins at no measurable CPU cost. An operator's `MIMALLOC_*` variable wins.
+/// held ~46 MB (glibc: ~20 MB) and 10,000 subscribers 332 MB. Set here, purging at once
+/// and committing on demand (for arenas reserved from now on: the first one already is)
+/// give ~30 MB idle and ~5 MB more after 100 sign-ins (19 MiB Argon2 blocks), at no
+/// measurable CPU cost; both set in the environment before start give ~21 MB idle. An
+/// operator's `MIMALLOC_*` variable wins.
 fn return_freed_memory_promptly() {
     // mimalloc's option numbers (mimalloc.h, `mi_option_e`; v2 and v3 agree on both).
     const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
