@@ -16,19 +16,9 @@ cd "$(dirname "$0")/../.."
 ULTRACORE=${1:-target/release/ultracore}
 [ -x "$ULTRACORE" ] || ULTRACORE=target/debug/ultracore
 [ -x "$ULTRACORE" ] || { echo "error: build the gateway first (cargo build --release)" >&2; exit 1; }
-BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)")
-[ -x "$BIN/initdb" ] || BIN=$(pg_config --bindir)
-DIR=$(mktemp -d /tmp/ultracore-audit.XXXXXX)
-AS=()
-if [ "$(id -u)" = 0 ]; then chown postgres "$DIR"; AS=(runuser -u postgres --); fi
-PORT=$((20000 + RANDOM % 20000))
-cleanup() { "${AS[@]}" "$BIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null 2>&1 || true; rm -rf "$DIR"; }
-trap cleanup EXIT
-"${AS[@]}" "$BIN/initdb" -D "$DIR/data" -A trust -U postgres >/dev/null
-"${AS[@]}" "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" \
-    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c synchronous_commit=off" start >/dev/null
+source bench/micro/scratch_cluster.sh
+start_scratch_cluster audit listen_addresses=127.0.0.1 synchronous_commit=off
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PORT/postgres"
-PSQL=("${AS[@]}" "$BIN/psql" -h "$DIR" -p "$PORT" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1)
 TENANT=22222222-2222-2222-2222-222222222222
 
 "$ULTRACORE" migrate up 22 >/dev/null

@@ -14,17 +14,8 @@
 # binaries (pg_config or /usr/lib/postgresql/*/bin); as root it runs them as `postgres`.
 set -euo pipefail
 SECONDS_PER_RUN=${1:-8}
-BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)")
-[ -x "$BIN/initdb" ] || BIN=$(pg_config --bindir)
-DIR=$(mktemp -d /tmp/ultracore-partitions.XXXXXX)
-AS=()
-if [ "$(id -u)" = 0 ]; then chown postgres "$DIR"; AS=(runuser -u postgres --); fi
-PORT=$((20000 + RANDOM % 20000))
-cleanup() { "${AS[@]}" "$BIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null 2>&1 || true; rm -rf "$DIR"; }
-trap cleanup EXIT
-"${AS[@]}" "$BIN/initdb" -D "$DIR/data" -A trust >/dev/null
-"${AS[@]}" "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -o "-p $PORT -k $DIR -c listen_addresses='' -c shared_buffers=1GB" start >/dev/null
-PSQL=("${AS[@]}" "$BIN/psql" -h "$DIR" -p "$PORT" -d postgres -qAt -v ON_ERROR_STOP=1)
+source "$(dirname "$0")/scratch_cluster.sh"
+start_scratch_cluster partitions "listen_addresses=''" shared_buffers=1GB
 "${PSQL[@]}" <<'SQL'
 create role app login nosuperuser nobypassrls;
 create table tenants_x as select gen_random_uuid() as tenant_id, g from generate_series(1, 100) g;
